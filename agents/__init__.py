@@ -1,0 +1,1 @@
+"""taskroom.agents."""

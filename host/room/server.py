@@ -1,0 +1,161 @@
+"""The room server: one aiohttp application, one port, many rooms by name."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from taskroom.host import protocol
+from taskroom.host.protocol import ErrorCode, RoomError
+from taskroom.host.room.participant import Participant
+from taskroom.host.room.room import Room
+from taskroom.host.tokens import ALL_ROOMS, ParticipantToken, TokenError, load_secret
+
+logger = logging.getLogger(__name__)
+
+ROOM_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
+HEARTBEAT_SECONDS = 15.0
+
+RoomSetup = Callable[["RoomServer", Room], None]
+
+
+class RoomServer:
+    """Hosts rooms over WebSocket at ``/rooms/{room}``; each room is made on first join.
+
+    ``room_setup`` callbacks extend each new room (task store, calls into rooms), so the
+    core stays small and each capability lives in its own module.
+    """
+
+    def __init__(
+        self,
+        *,
+        data_dir: Path | str = ".taskroom",
+        secret: str | None = None,
+        max_frame_bytes: int = protocol.MAX_FRAME_BYTES,
+        heartbeat: float = HEARTBEAT_SECONDS,
+        room_setup: list[RoomSetup] | None = None,
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        self.secret = secret or load_secret(self.data_dir)
+        self.max_frame_bytes = max_frame_bytes
+        self.heartbeat = heartbeat
+        self.rooms: dict[str, Room] = {}
+        self.room_setup: list[RoomSetup] = list(room_setup or [])
+        self.app = web.Application()
+        self.app.router.add_get("/healthz", self._healthz)
+        self.app.router.add_get("/rooms/{room}", self._join)
+        self.app.on_shutdown.append(self._on_shutdown)
+        self.base_url: str | None = None
+        self._runner: web.AppRunner | None = None
+        self._sockets: set[web.WebSocketResponse] = set()
+
+    def room(self, name: str) -> Room:
+        room = self.rooms.get(name)
+        if room is None:
+            room = self.rooms[name] = Room(name)
+            for setup in self.room_setup:
+                setup(self, room)
+        return room
+
+    def authenticate(self, request: web.Request, room: str) -> ParticipantToken:
+        """The token from ``Authorization: Bearer`` or ``?token=`` (for browsers)."""
+        header = request.headers.get("Authorization", "")
+        raw = header[7:].strip() if header.lower().startswith("bearer ") else ""
+        raw = raw or request.query.get("token", "")
+        if not raw:
+            raise TokenError("no token: send 'Authorization: Bearer <token>'")
+        token = ParticipantToken.from_jwt(raw, self.secret)
+        if token.room not in (room, ALL_ROOMS):
+            raise TokenError(f"token is for room {token.room!r}, not {room!r}")
+        return token
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok", "rooms": len(self.rooms)})
+
+    async def _join(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info["room"]
+        if not ROOM_NAME.match(name):
+            return web.json_response({"error": f"invalid room name {name!r}"}, status=400)
+        try:
+            token = self.authenticate(request, name)
+        except TokenError as exc:
+            return web.json_response({"error": str(exc)}, status=401)
+        ws = web.WebSocketResponse(
+            heartbeat=self.heartbeat,
+            max_msg_size=self.max_frame_bytes * 4,
+            autoping=True,
+        )
+        await ws.prepare(request)
+        room = self.room(name)
+        participant = Participant(ws, token)
+        self._sockets.add(ws)
+        await room.join(participant)
+        logger.info("%s joined room %s", participant, name)
+        try:
+            async for msg in ws:
+                if msg.type == WSMsgType.TEXT:
+                    await self._on_text(room, participant, msg.data)
+                elif msg.type == WSMsgType.BINARY:
+                    await participant.send(
+                        protocol.error(
+                            None,
+                            ErrorCode.INVALID_REQUEST,
+                            "binary frames are not supported; send JSON text",
+                        )
+                    )
+                elif msg.type == WSMsgType.ERROR:
+                    logger.info("connection of %s failed: %s", participant, ws.exception())
+        finally:
+            self._sockets.discard(ws)
+            await room.leave(participant)
+            logger.info("%s left room %s", participant, name)
+        return ws
+
+    async def _on_text(self, room: Room, participant: Participant, text: str) -> None:
+        try:
+            frame = protocol.decode(text, self.max_frame_bytes)
+        except RoomError as exc:
+            await participant.send(protocol.error(exc.details.get("id"), exc.code, exc.message))
+            return
+        await room.dispatch(participant, frame)
+
+    async def _on_shutdown(self, app: web.Application) -> None:
+        for ws in list(self._sockets):
+            await ws.close(code=1001, message=b"room server shutting down")
+
+    async def start(self, host: str = "127.0.0.1", port: int = 8765) -> str:
+        """Serve until :meth:`stop`; returns the base URL (port 0 picks a free one)."""
+        self._runner = web.AppRunner(self.app, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        sockets = site._server.sockets if site._server else []  # noqa: SLF001
+        bound = sockets[0].getsockname()[1] if sockets else port
+        self.base_url = f"http://{host}:{bound}"
+        logger.info("room server listening on %s", self.base_url)
+        return self.base_url
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def serve_forever(self, host: str, port: int) -> None:
+        await self.start(host, port)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await self.stop()
+
+    async def __aenter__(self) -> RoomServer:
+        await self.start(port=0)
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.stop()

@@ -1,0 +1,520 @@
+"""RoomClient: a participant's connection to a room, on the ``websockets`` library.
+
+Agents, the CLI, invoke scripts, the MCP gateway and tests all use this one client. It
+answers requests by id, hosts toolkits (serving each call in its own asyncio task), and
+reconnects with backoff, registering again everything it hosts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import websockets
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from taskroom.host import protocol
+from taskroom.host.messages import ParticipantInfo, ToolkitInstance
+from taskroom.host.protocol import ErrorCode, RoomError
+from taskroom.toolkits.context import ToolContext
+from taskroom.toolkits.toolkit import Toolkit
+
+logger = logging.getLogger(__name__)
+
+EventHandler = Callable[[dict[str, Any]], Any]
+ProgressHandler = Callable[[dict[str, Any]], Any]
+
+
+def websocket_url(base_url: str, room: str) -> str:
+    """``http://host:port`` (or ws://) to the room's WebSocket URL."""
+    base = base_url.rstrip("/")
+    if base.startswith("http://"):
+        base = "ws://" + base[len("http://") :]
+    elif base.startswith("https://"):
+        base = "wss://" + base[len("https://") :]
+    return f"{base}/rooms/{room}"
+
+
+class ToolCall:
+    """A tool call in flight: await :meth:`result`, or :meth:`cancel` it."""
+
+    def __init__(self, client: RoomClient, call_id: int, future: asyncio.Future[dict[str, Any]]):
+        self.client = client
+        self.call_id = call_id
+        self._future = future
+
+    async def result(self) -> Any:
+        data = await self._future
+        return data.get("result")
+
+    async def cancel(self) -> None:
+        """Ask the room to cancel; the host is told and :meth:`result` raises ``cancelled``."""
+        if self._future.done():
+            return
+        with contextlib.suppress(RoomError):
+            await self.client.request("tools.cancel", {"call_id": self.call_id})
+
+
+class RoomClient:
+    """A connection to one room. Use as ``async with RoomClient(url, room, token) as room``."""
+
+    def __init__(
+        self,
+        url: str,
+        room: str,
+        token: str,
+        *,
+        reconnect: bool = True,
+        max_frame_bytes: int = protocol.MAX_FRAME_BYTES,
+        backoff: tuple[float, float] = (0.1, 5.0),
+        ping_interval: float | None = 20.0,
+    ) -> None:
+        self.base_url = url
+        self.room_name = room
+        self.token = token
+        self.reconnect = reconnect
+        self.max_frame_bytes = max_frame_bytes
+        self.backoff = backoff
+        self.ping_interval = ping_interval
+        self.participant: ParticipantInfo | None = None
+        self.participants: dict[str, ParticipantInfo] = {}
+        self.ready_data: dict[str, Any] = {}
+        self.connected = asyncio.Event()
+        self.hosted: dict[str, Toolkit] = {}
+        self._ws: ClientConnection | None = None
+        self._ids = itertools.count(1)
+        self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._progress: dict[int, ProgressHandler] = {}
+        self._serving: dict[str, asyncio.Task[None]] = {}
+        self._handlers: dict[str, list[EventHandler]] = {}
+        self._reader: asyncio.Task[None] | None = None
+        self._closing = False
+
+    # --- lifecycle ----------------------------------------------------------------
+
+    async def __aenter__(self) -> RoomClient:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.close()
+
+    async def connect(self) -> None:
+        """Join the room; raises RoomError (permission_denied) if the token is refused."""
+        await self._open()
+        self._reader = asyncio.get_running_loop().create_task(self._run())
+
+    async def _open(self) -> None:
+        url = websocket_url(self.base_url, self.room_name)
+        try:
+            ws = await connect(
+                url,
+                additional_headers={"Authorization": f"Bearer {self.token}"},
+                max_size=self.max_frame_bytes * 4,
+                ping_interval=self.ping_interval,
+                open_timeout=10,
+                compression=None,
+            )
+        except InvalidStatus as exc:
+            status = exc.response.status_code
+            reason = _refusal_reason(exc)
+            code = (
+                ErrorCode.PERMISSION_DENIED if status in (401, 403) else ErrorCode.INVALID_REQUEST
+            )
+            raise RoomError(code, f"room refused the connection ({status}): {reason}") from None
+        except (OSError, TimeoutError, websockets.exceptions.InvalidHandshake) as exc:
+            raise RoomError(ErrorCode.UNAVAILABLE, f"cannot reach room at {url}: {exc}") from None
+        self._ws = ws
+        try:
+            first = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        except (ConnectionClosed, TimeoutError, ValueError) as exc:
+            await ws.close()
+            raise RoomError(
+                ErrorCode.UNAVAILABLE, f"room did not greet the client: {exc}"
+            ) from None
+        self._on_ready(first.get("data", {}))
+        self.connected.set()
+
+    def _on_ready(self, data: dict[str, Any]) -> None:
+        self.ready_data = data
+        self.participant = ParticipantInfo(**data["participant"])
+        self.participants = {p["id"]: ParticipantInfo(**p) for p in data.get("participants", [])}
+
+    async def close(self) -> None:
+        """Leave the room; everything this client hosted is unregistered by the room."""
+        self._closing = True
+        for task in list(self._serving.values()):
+            task.cancel()
+        if self._ws is not None:
+            await self._ws.close()
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._reader
+        self._fail_pending("the client closed")
+        self.connected.clear()
+
+    @property
+    def closed(self) -> bool:
+        return self._closing
+
+    async def _run(self) -> None:
+        while True:
+            ws = self._ws
+            assert ws is not None
+            try:
+                async for raw in ws:
+                    await self._on_frame(raw)
+            except ConnectionClosed:
+                pass
+            if self._closing:
+                return
+            self.connected.clear()
+            self._fail_pending("connection to the room was lost")
+            for task in list(self._serving.values()):
+                task.cancel()
+            self._emit("disconnected", {"reason": "connection lost"})
+            if not self.reconnect:
+                self._closing = True
+                self._emit("closed", {"reason": "connection lost"})
+                return
+            await self._reconnect()
+
+    async def _reconnect(self) -> None:
+        delay = self.backoff[0]
+        while not self._closing:
+            await asyncio.sleep(delay * (0.8 + 0.4 * random.random()))
+            try:
+                await self._open()
+            except RoomError as exc:
+                if exc.code == ErrorCode.PERMISSION_DENIED:
+                    logger.error("reconnect refused: %s", exc.message)
+                    self._closing = True
+                    self._emit("closed", {"reason": exc.message})
+                    return
+                logger.info("reconnect to %s failed: %s", self.room_name, exc.message)
+                delay = min(delay * 2, self.backoff[1])
+                continue
+            try:
+                for toolkit in list(self.hosted.values()):
+                    await self._register(toolkit)
+            except (RoomError, ConnectionClosed) as exc:
+                logger.warning("re-registering toolkits failed: %s", exc)
+                continue
+            logger.info("reconnected to room %s", self.room_name)
+            self._emit("reconnected", {})
+            return
+
+    def _fail_pending(self, reason: str) -> None:
+        for fut in self._pending.values():
+            if not fut.done():
+                fut.set_exception(RoomError(ErrorCode.UNAVAILABLE, reason))
+        self._pending.clear()
+        self._progress.clear()
+
+    # --- frames ---------------------------------------------------------------------------
+
+    async def _on_frame(self, raw: str | bytes) -> None:
+        try:
+            frame = json.loads(raw)
+            type_ = frame["type"]
+        except (ValueError, KeyError, TypeError):
+            logger.warning("ignoring malformed frame from the room")
+            return
+        if type_ == protocol.RESPONSE or type_ == protocol.ERROR:
+            fid = frame.get("id")
+            fut = self._pending.pop(fid, None) if fid is not None else None
+            self._progress.pop(fid, None)
+            if fut is None:
+                if type_ == protocol.ERROR:
+                    logger.warning("room error: %s", frame.get("data"))
+                return
+            if fut.done():
+                return
+            if type_ == protocol.RESPONSE:
+                fut.set_result(frame.get("data") or {})
+            else:
+                fut.set_exception(RoomError.from_data(frame.get("data") or {}))
+            return
+        data = frame.get("data") or {}
+        if type_ == "tool.call":
+            call_id = frame.get("id")
+            task = asyncio.get_running_loop().create_task(self._serve_call(call_id, data))
+            self._serving[call_id] = task
+            task.add_done_callback(lambda _t: self._serving.pop(call_id, None))
+        elif type_ == "tool.cancel":
+            task = self._serving.get(data.get("call_id"))
+            if task is not None:
+                task.cancel()
+        elif type_ == "tool.progress":
+            handler = self._progress.get(data.get("call_id"))
+            if handler is not None:
+                _call_soon(handler, data.get("data") or {})
+        else:
+            if type_ == "participant.joined":
+                info = ParticipantInfo(**data)
+                self.participants[info.id] = info
+            elif type_ == "participant.left":
+                self.participants.pop(data.get("id"), None)
+            self._emit(type_, data)
+
+    async def _serve_call(self, call_id: str, data: dict[str, Any]) -> None:
+        toolkit = self.hosted.get(data.get("toolkit", ""))
+        try:
+            if toolkit is None:
+                raise RoomError(
+                    ErrorCode.NOT_FOUND, f"this participant does not host {data.get('toolkit')!r}"
+                )
+            behalf = data.get("on_behalf_of")
+
+            async def progress(event: dict[str, Any]) -> None:
+                await self.send("tool.progress", {"call_id": call_id, "data": event})
+
+            context = ToolContext(
+                caller=ParticipantInfo(**data["caller"]),
+                on_behalf_of=ParticipantInfo(**behalf) if behalf else None,
+                call_id=call_id,
+                room=self,
+                task_id=data.get("task_id"),
+                read_only=bool(data.get("read_only")),
+                metadata={"chain": data.get("chain") or [], "timeout": data.get("timeout")},
+                _progress=progress,
+            )
+            result = await toolkit.execute(
+                context, data.get("tool", ""), data.get("arguments") or {}
+            )
+            text = protocol.response(call_id, {"result": result})
+        except asyncio.CancelledError:
+            return
+        except RoomError as exc:
+            text = protocol.error(call_id, exc.code, exc.message, exc.details)
+        except Exception as exc:
+            logger.info("tool %s.%s raised %r", data.get("toolkit"), data.get("tool"), exc)
+            text = protocol.error(
+                call_id,
+                ErrorCode.FAILED,
+                f"{type(exc).__name__}: {exc}",
+                {"type": type(exc).__name__},
+            )
+        with contextlib.suppress(ConnectionClosed):
+            await self._send_text(text)
+
+    def _emit(self, type_: str, data: dict[str, Any]) -> None:
+        for handler in list(self._handlers.get(type_, ())):
+            _call_soon(handler, data)
+        for handler in list(self._handlers.get("*", ())):
+            _call_soon(handler, {"type": type_, "data": data})
+
+    # --- requests -----------------------------------------------------------------------------
+
+    async def _send_text(self, text: str) -> None:
+        if self._ws is None:
+            raise RoomError(ErrorCode.UNAVAILABLE, "not connected to the room")
+        await self._ws.send(text)
+
+    async def send(self, type_: str, data: dict[str, Any] | None = None) -> None:
+        """Send an event (no answer expected)."""
+        await self._send_text(protocol.encode(type_, data))
+
+    async def request(
+        self,
+        type_: str,
+        data: dict[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
+        on_progress: ProgressHandler | None = None,
+    ) -> dict[str, Any]:
+        """Send a request and await its answer; an ``error`` frame raises RoomError."""
+        fut, rid = await self._start(type_, data, on_progress)
+        try:
+            if timeout is None:
+                return await fut
+            return await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            raise RoomError(
+                ErrorCode.TIMEOUT, f"no answer to {type_} within {timeout:g} s"
+            ) from None
+        finally:
+            self._pending.pop(rid, None)
+            self._progress.pop(rid, None)
+
+    async def _start(
+        self, type_: str, data: dict[str, Any] | None, on_progress: ProgressHandler | None
+    ) -> tuple[asyncio.Future[dict[str, Any]], int]:
+        if not self.connected.is_set():
+            if self._closing:
+                raise RoomError(ErrorCode.UNAVAILABLE, "the client is closed")
+            try:
+                await asyncio.wait_for(self.connected.wait(), 30)
+            except TimeoutError:
+                raise RoomError(ErrorCode.UNAVAILABLE, "not connected to the room") from None
+        rid = next(self._ids)
+        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending[rid] = fut
+        if on_progress is not None:
+            self._progress[rid] = on_progress
+        try:
+            await self._send_text(protocol.encode(type_, data, rid))
+        except ConnectionClosed:
+            self._pending.pop(rid, None)
+            raise RoomError(ErrorCode.UNAVAILABLE, "connection to the room was lost") from None
+        return fut, rid
+
+    # --- tools --------------------------------------------------------------------------------
+
+    async def start_tool_call(
+        self,
+        toolkit: str,
+        tool: str,
+        arguments: dict[str, Any] | None = None,
+        *,
+        participant_id: str | None = None,
+        timeout: float | None = None,
+        on_progress: ProgressHandler | None = None,
+        parent_call_id: str | None = None,
+    ) -> ToolCall:
+        """Start a call and return a handle, so the caller can cancel it later."""
+        data: dict[str, Any] = {"toolkit": toolkit, "tool": tool, "arguments": arguments or {}}
+        if participant_id:
+            data["participant_id"] = participant_id
+        if timeout:
+            data["timeout"] = timeout
+        if parent_call_id:
+            data["parent_call_id"] = parent_call_id
+        fut, rid = await self._start("tools.invoke", data, on_progress)
+        return ToolCall(self, rid, fut)
+
+    async def invoke_tool(
+        self,
+        toolkit: str,
+        tool: str,
+        arguments: dict[str, Any] | None = None,
+        *,
+        participant_id: str | None = None,
+        timeout: float | None = None,
+        on_progress: ProgressHandler | None = None,
+        parent_call_id: str | None = None,
+    ) -> Any:
+        """Call a tool through the room and return its (validated) result."""
+        call = await self.start_tool_call(
+            toolkit,
+            tool,
+            arguments,
+            participant_id=participant_id,
+            timeout=timeout,
+            on_progress=on_progress,
+            parent_call_id=parent_call_id,
+        )
+        try:
+            return await call.result()
+        except asyncio.CancelledError:
+            await asyncio.shield(call.cancel())
+            raise
+
+    async def list_toolkits(
+        self,
+        *,
+        participant_id: str | None = None,
+        participant_name: str | None = None,
+        name: str | None = None,
+    ) -> list[ToolkitInstance]:
+        query = {
+            k: v
+            for k, v in {
+                "participant_id": participant_id,
+                "participant_name": participant_name,
+                "name": name,
+            }.items()
+            if v
+        }
+        data = await self.request("toolkits.list", query)
+        return [ToolkitInstance(**t) for t in data["toolkits"]]
+
+    async def host_toolkit(self, toolkit: Toolkit) -> None:
+        """Register a toolkit; calls to it are served by this client until it leaves."""
+        self.hosted[toolkit.name] = toolkit
+        try:
+            await self._register(toolkit)
+        except RoomError:
+            self.hosted.pop(toolkit.name, None)
+            raise
+
+    async def _register(self, toolkit: Toolkit) -> None:
+        await self.request("toolkits.register", toolkit.spec().model_dump(mode="json"))
+
+    async def unhost_toolkit(self, name: str) -> None:
+        self.hosted.pop(name, None)
+        await self.request("toolkits.unregister", {"name": name})
+
+    # --- schemas and participants ---------------------------------------------------------------
+
+    async def put_schema(self, name: str, schema: dict[str, Any]) -> str:
+        return (await self.request("schemas.put", {"name": name, "schema": schema}))["action"]
+
+    async def get_schema(self, name: str) -> dict[str, Any]:
+        return (await self.request("schemas.get", {"name": name}))["schema"]
+
+    async def list_schemas(self) -> dict[str, dict[str, Any]]:
+        data = await self.request("schemas.list")
+        return {s["name"]: s["schema"] for s in data["schemas"]}
+
+    async def remove_schema(self, name: str) -> None:
+        await self.request("schemas.remove", {"name": name})
+
+    async def list_participants(self) -> list[ParticipantInfo]:
+        data = await self.request("participants.list")
+        return [ParticipantInfo(**p) for p in data["participants"]]
+
+    # --- events ---------------------------------------------------------------------------------
+
+    def on(self, type_: str, handler: EventHandler) -> Callable[[], None]:
+        """Call ``handler(data)`` for each event of ``type_`` ("*" for all); returns an
+        unsubscribe function."""
+        self._handlers.setdefault(type_, []).append(handler)
+        return lambda: self._handlers.get(type_, []).remove(handler)
+
+    async def wait_for_event(
+        self,
+        type_: str,
+        predicate: Callable[[dict[str, Any]], bool] | None = None,
+        timeout: float = 30.0,
+    ) -> dict[str, Any]:
+        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+
+        def handler(data: dict[str, Any]) -> None:
+            if not fut.done() and (predicate is None or predicate(data)):
+                fut.set_result(data)
+
+        off = self.on(type_, handler)
+        try:
+            return await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            raise RoomError(ErrorCode.TIMEOUT, f"no {type_} event within {timeout:g} s") from None
+        finally:
+            off()
+
+
+def _call_soon(handler: Callable[[dict[str, Any]], Any], data: dict[str, Any]) -> None:
+    """Run an event handler without letting it stall the read loop."""
+    try:
+        result = handler(data)
+    except Exception:
+        logger.exception("event handler failed")
+        return
+    if isinstance(result, Awaitable):
+        asyncio.ensure_future(result)
+
+
+def _refusal_reason(exc: InvalidStatus) -> str:
+    body = exc.response.body or b""
+    try:
+        return json.loads(body).get("error", body.decode(errors="replace"))
+    except (ValueError, AttributeError):
+        return body.decode(errors="replace") or "no reason given"

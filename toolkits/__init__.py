@@ -1,0 +1,17 @@
+"""Tools, toolkits, and the requirements that resolve them through a room."""
+
+from taskroom.host.messages import ToolAnnotations, ToolSpec
+from taskroom.toolkits.context import ToolContext
+from taskroom.toolkits.tool import FunctionTool, Tool, tool
+from taskroom.toolkits.toolkit import Toolkit, check_schema
+
+__all__ = [
+    "FunctionTool",
+    "Tool",
+    "ToolAnnotations",
+    "ToolContext",
+    "ToolSpec",
+    "Toolkit",
+    "check_schema",
+    "tool",
+]

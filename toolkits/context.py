@@ -1,0 +1,45 @@
+"""The context a tool runs in: who called, for whom, and a way to report progress."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from taskroom.host.messages import ParticipantInfo
+
+if TYPE_CHECKING:
+    from taskroom.host.room_client import RoomClient
+
+ProgressSink = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+async def _discard(_: dict[str, Any]) -> None:
+    return None
+
+
+@dataclass
+class ToolContext:
+    """Passed to every tool call.
+
+    ``caller`` and ``on_behalf_of`` are set by the room, so a tool can trust them.
+    Cancellation is delivered as ``asyncio.CancelledError`` in the tool's task.
+    """
+
+    caller: ParticipantInfo
+    on_behalf_of: ParticipantInfo | None = None
+    call_id: str | None = None
+    room: RoomClient | None = None
+    task_id: str | None = None
+    read_only: bool = False
+    metadata: dict[str, Any] = field(default_factory=dict)
+    _progress: ProgressSink = _discard
+
+    async def progress(self, data: dict[str, Any]) -> None:
+        """Send a progress event to the caller (and, for tasks, to the task record)."""
+        await self._progress(data)
+
+    @property
+    def principal(self) -> ParticipantInfo:
+        """The participant the work is ultimately for: on_behalf_of, else the caller."""
+        return self.on_behalf_of or self.caller

@@ -1,0 +1,198 @@
+"""Tools: a name, a description, JSON schemas for input and output, and annotations."""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Callable
+from typing import Any, get_type_hints
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, create_model
+
+from taskroom.host.messages import ANY_OBJECT, ToolAnnotations, ToolSpec
+from taskroom.toolkits.context import ToolContext
+
+
+class Tool:
+    """A callable unit of work. Subclass and write :meth:`execute`, or use ``@tool``."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        description: str = "",
+        input_schema: dict[str, Any] | None = None,
+        output_schema: dict[str, Any] | None = None,
+        title: str | None = None,
+        annotations: ToolAnnotations | dict[str, Any] | None = None,
+    ) -> None:
+        if isinstance(annotations, dict):
+            annotations = ToolAnnotations(**annotations)
+        self.spec = ToolSpec(
+            name=name,
+            title=title,
+            description=description,
+            input_schema=input_schema or dict(ANY_OBJECT),
+            output_schema=output_schema,
+            annotations=annotations or ToolAnnotations(title=title),
+        )
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def description(self) -> str:
+        return self.spec.description
+
+    @property
+    def input_schema(self) -> dict[str, Any]:
+        return self.spec.input_schema
+
+    @property
+    def output_schema(self) -> dict[str, Any] | None:
+        return self.spec.output_schema
+
+    @property
+    def annotations(self) -> ToolAnnotations:
+        return self.spec.annotations
+
+    async def execute(self, context: ToolContext, arguments: dict[str, Any]) -> Any:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r})"
+
+
+class FunctionTool(Tool):
+    """A tool backed by a Python function; arguments arrive as keyword arguments."""
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        *,
+        context_param: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self._fn = fn
+        self._context_param = context_param
+
+    async def execute(self, context: ToolContext, arguments: dict[str, Any]) -> Any:
+        kwargs = dict(arguments)
+        if self._context_param:
+            kwargs[self._context_param] = context
+        result = self._fn(**kwargs)
+        if inspect.isawaitable(result):
+            result = await result
+        if isinstance(result, BaseModel):
+            return result.model_dump(mode="json")
+        return result
+
+
+def tool(
+    fn: Callable[..., Any] | None = None,
+    *,
+    name: str | None = None,
+    title: str | None = None,
+    description: str | None = None,
+    read_only: bool = False,
+    destructive: bool = False,
+    annotations: dict[str, Any] | None = None,
+) -> Any:
+    """Build a :class:`FunctionTool` from a typed function.
+
+    The input schema comes from the parameters' type hints (a parameter typed
+    ``ToolContext`` receives the call's context instead), the output schema from the
+    return annotation, and the descriptions from the docstring's summary and its
+    ``Args:`` section, so one well-typed function is the whole tool definition.
+    """
+
+    def build(func: Callable[..., Any]) -> FunctionTool:
+        return _function_tool(
+            func,
+            name=name,
+            title=title,
+            description=description,
+            annotations=ToolAnnotations(
+                title=title,
+                read_only=read_only,
+                destructive=destructive,
+                **(annotations or {}),
+            ),
+        )
+
+    return build(fn) if fn is not None else build
+
+
+def _function_tool(
+    func: Callable[..., Any],
+    *,
+    name: str | None,
+    title: str | None,
+    description: str | None,
+    annotations: ToolAnnotations,
+) -> FunctionTool:
+    hints = get_type_hints(func, include_extras=True)
+    summary, arg_docs = _parse_docstring(inspect.getdoc(func) or "")
+    fields: dict[str, Any] = {}
+    context_param = None
+    for pname, param in inspect.signature(func).parameters.items():
+        hint = hints.get(pname, Any)
+        if hint is ToolContext or (isinstance(hint, type) and issubclass(hint, ToolContext)):
+            context_param = pname
+            continue
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            raise TypeError(f"@tool cannot describe *args or **kwargs ({func.__name__})")
+        default = ... if param.default is inspect.Parameter.empty else param.default
+        fields[pname] = (hint, Field(default, description=arg_docs.get(pname)))
+    args_model = create_model(
+        f"{func.__name__}_args", __config__=ConfigDict(extra="forbid"), **fields
+    )
+    input_schema = args_model.model_json_schema()
+    input_schema.pop("title", None)
+    for prop in input_schema.get("properties", {}).values():
+        prop.pop("title", None)
+    output_schema = None
+    ret = hints.get("return", inspect.Signature.empty)
+    if ret not in (inspect.Signature.empty, Any, None, type(None)):
+        output_schema = TypeAdapter(ret).json_schema()
+    return FunctionTool(
+        func,
+        context_param=context_param,
+        name=name or func.__name__,
+        title=title,
+        description=description if description is not None else summary,
+        input_schema=input_schema,
+        output_schema=output_schema,
+        annotations=annotations,
+    )
+
+
+_ARG_LINE = re.compile(r"^\s{2,}(\w+)(?:\s*\([^)]*\))?:\s*(.*)$")
+
+
+def _parse_docstring(doc: str) -> tuple[str, dict[str, str]]:
+    """Split a Google-style docstring into its summary and per-argument text."""
+    summary_lines: list[str] = []
+    args: dict[str, str] = {}
+    section = "summary"
+    current = None
+    for line in doc.splitlines():
+        stripped = line.strip()
+        if stripped in ("Args:", "Arguments:", "Parameters:"):
+            section = "args"
+            continue
+        if stripped.endswith(":") and stripped[:-1] in ("Returns", "Raises", "Yields", "Example"):
+            section = "other"
+            continue
+        if section == "summary":
+            summary_lines.append(stripped)
+        elif section == "args":
+            match = _ARG_LINE.match(line)
+            if match:
+                current = match.group(1)
+                args[current] = match.group(2).strip()
+            elif current and stripped:
+                args[current] = f"{args[current]} {stripped}".strip()
+    return " ".join(s for s in summary_lines if s).strip(), args

@@ -1,0 +1,121 @@
+"""Toolkits: named groups of tools whose input and output are checked with jsonschema."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import best_match
+
+from taskroom.host.messages import ToolkitSpec
+from taskroom.host.protocol import ErrorCode, RoomError
+from taskroom.toolkits.context import ToolContext
+from taskroom.toolkits.tool import Tool
+
+logger = logging.getLogger(__name__)
+
+
+def schema_validator(schema: dict[str, Any]) -> Draft202012Validator:
+    """A validator for a schema already known to be valid."""
+    return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+
+def check_schema(schema: Any, *, what: str = "schema") -> None:
+    """Refuse a value that is not a valid JSON Schema, with the reason."""
+    if not isinstance(schema, dict | bool):
+        raise RoomError(ErrorCode.INVALID_REQUEST, f"{what} must be a JSON object")
+    try:
+        Draft202012Validator.check_schema(schema)
+    except Exception as exc:  # jsonschema.SchemaError, with a precise message
+        message = getattr(exc, "message", str(exc))
+        raise RoomError(
+            ErrorCode.INVALID_REQUEST, f"{what} is not a valid JSON Schema: {message}"
+        ) from None
+
+
+def validation_error(value: Any, validator: Draft202012Validator) -> str | None:
+    """The most relevant validation message for ``value``, or None when it is valid."""
+    error = best_match(validator.iter_errors(value))
+    if error is None:
+        return None
+    path = "/".join(str(p) for p in error.absolute_path)
+    return f"{error.message}" + (f" (at /{path})" if path else "")
+
+
+class Toolkit:
+    """A named set of tools, the unit a participant hosts in a room."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        tools: Iterable[Tool],
+        title: str | None = None,
+        description: str = "",
+        public: bool = True,
+        allowed_callers: Iterable[str] = (),
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        self.name = name
+        self.title = title
+        self.description = description
+        self.public = public
+        self.allowed_callers = list(allowed_callers)
+        self.metadata = dict(metadata or {})
+        self.tools: dict[str, Tool] = {}
+        self._validators: dict[str, tuple[Any, Any]] = {}
+        for t in tools:
+            self.add_tool(t)
+
+    def add_tool(self, tool: Tool) -> None:
+        check_schema(tool.input_schema, what=f"input schema of tool {tool.name!r}")
+        if tool.output_schema is not None:
+            check_schema(tool.output_schema, what=f"output schema of tool {tool.name!r}")
+        self.tools[tool.name] = tool
+        self._validators[tool.name] = (
+            schema_validator(tool.input_schema),
+            schema_validator(tool.output_schema) if tool.output_schema is not None else None,
+        )
+
+    def get_tool(self, name: str) -> Tool:
+        try:
+            return self.tools[name]
+        except KeyError:
+            raise RoomError(
+                ErrorCode.NOT_FOUND,
+                f"toolkit {self.name!r} has no tool {name!r}",
+                {"toolkit": self.name, "tool": name, "available": sorted(self.tools)},
+            ) from None
+
+    def spec(self) -> ToolkitSpec:
+        return ToolkitSpec(
+            name=self.name,
+            title=self.title,
+            description=self.description,
+            public=self.public,
+            allowed_callers=self.allowed_callers,
+            tools=[t.spec for t in self.tools.values()],
+            metadata=self.metadata,
+        )
+
+    async def execute(self, context: ToolContext, name: str, arguments: dict[str, Any]) -> Any:
+        """Validate the input, run the tool, validate the output."""
+        tool = self.get_tool(name)
+        in_validator, out_validator = self._validators[name]
+        problem = validation_error(arguments, in_validator)
+        if problem:
+            raise RoomError(
+                ErrorCode.INVALID_REQUEST,
+                f"invalid arguments for {self.name}.{name}: {problem}",
+            )
+        result = await tool.execute(context, arguments)
+        if out_validator is not None:
+            problem = validation_error(result, out_validator)
+            if problem:
+                raise RoomError(
+                    ErrorCode.FAILED,
+                    f"{self.name}.{name} returned output that breaks its schema: {problem}",
+                )
+        return result
