@@ -290,7 +290,10 @@ class RoomClient:
             result = await toolkit.execute(
                 context, data.get("tool", ""), data.get("arguments") or {}
             )
-            text = protocol.response(call_id, {"result": result})
+            answer: dict[str, Any] = {"result": result}
+            if context.usage:
+                answer["usage"] = context.usage
+            text = protocol.response(call_id, answer)
         except asyncio.CancelledError:
             return
         except RoomError as exc:

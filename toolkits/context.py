@@ -33,6 +33,8 @@ class ToolContext:
     task_id: str | None = None
     read_only: bool = False
     metadata: dict[str, Any] = field(default_factory=dict)
+    usage: dict[str, int] = field(default_factory=dict)
+    """Token usage the work consumed; the host sends it back with the result."""
     _progress: ProgressSink = _discard
 
     async def progress(self, data: dict[str, Any]) -> None:
