@@ -1,0 +1,217 @@
+"""TaskRunner: an agent that runs one task from a clean context and returns checked output.
+
+In a room a runner hosts toolkit ``<name>`` with one tool, ``run_<name>_task``, whose
+input and output schemas are the runner's. The room's task API and other agents call
+that tool; a subclass only writes :meth:`TaskRunner.ask`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from taskroom.agents.chat_context import ChatContext
+from taskroom.host.messages import ParticipantInfo
+from taskroom.host.protocol import ErrorCode, RoomError
+from taskroom.toolkits.context import ToolContext
+from taskroom.toolkits.requirements import (
+    RequiredSchema,
+    Requirement,
+    install_requirements,
+    remote_toolkit,
+    resolve_schema,
+    resolve_toolkits,
+)
+from taskroom.toolkits.tool import Tool
+from taskroom.toolkits.toolkit import Toolkit, check_schema
+
+if TYPE_CHECKING:
+    from taskroom.host.room_client import RoomClient
+
+logger = logging.getLogger(__name__)
+
+AGENT_KIND = "task_runner"
+_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,100}$")
+
+
+@dataclass
+class TaskContext:
+    """Everything one task may use; made fresh for each task."""
+
+    chat: ChatContext
+    tool_context: ToolContext
+    room: RoomClient | None
+    toolkits: list[Toolkit] = field(default_factory=list)
+
+    @property
+    def caller(self) -> ParticipantInfo:
+        return self.tool_context.caller
+
+    @property
+    def on_behalf_of(self) -> ParticipantInfo | None:
+        return self.tool_context.on_behalf_of
+
+    @property
+    def task_id(self) -> str | None:
+        return self.tool_context.task_id
+
+    async def emit(self, event: dict[str, Any]) -> None:
+        """Report progress to the caller, through the room."""
+        await self.tool_context.progress(event)
+
+
+class _RunTaskTool(Tool):
+    def __init__(self, runner: TaskRunner) -> None:
+        super().__init__(
+            name=f"run_{runner.name}_task",
+            title=runner.title,
+            description=runner.description or f"Run a {runner.title} task",
+            input_schema=runner.input_schema,
+            output_schema=runner.output_schema,
+        )
+        self.runner = runner
+
+    async def execute(self, context: ToolContext, arguments: dict[str, Any]) -> Any:
+        return await self.runner.run_task(context, arguments)
+
+
+class TaskRunner:
+    """Base class for task runners. Subclasses write ``ask(context, arguments)``."""
+
+    kind = AGENT_KIND
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        title: str | None = None,
+        description: str = "",
+        input_schema: dict[str, Any] | None = None,
+        output_schema: dict[str, Any] | RequiredSchema | None = None,
+        requires: Sequence[Requirement] = (),
+        supports_tools: bool = False,
+        toolkits: Sequence[Toolkit] = (),
+        labels: Sequence[str] = (),
+        max_concurrency: int = 16,
+    ) -> None:
+        if not _NAME.match(name):
+            raise ValueError(f"invalid runner name {name!r}: use letters, digits, '.', '_' or '-'")
+        self.name = name
+        self.title = title or name
+        self.description = description
+        self.input_schema = input_schema or {"type": "object"}
+        check_schema(self.input_schema, what=f"input schema of {name!r}")
+        self.requires = list(requires)
+        self._output_requirement: RequiredSchema | None = None
+        if isinstance(output_schema, RequiredSchema):
+            self._output_requirement = output_schema
+            self.requires.append(output_schema)
+            output_schema = output_schema.schema
+        if output_schema is not None:
+            check_schema(output_schema, what=f"output schema of {name!r}")
+        self.output_schema: dict[str, Any] | None = output_schema
+        self.supports_tools = supports_tools
+        self.toolkits = list(toolkits)
+        self.labels = list(labels)
+        self.max_concurrency = max_concurrency
+        self.room: RoomClient | None = None
+
+    # --- what a subclass writes --------------------------------------------------
+
+    def init_chat_context(self) -> ChatContext:
+        """The fresh context each task starts from."""
+        return ChatContext()
+
+    async def ask(self, context: TaskContext, arguments: dict[str, Any]) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} must implement ask()")
+
+    # --- room integration ------------------------------------------------------------
+
+    def metadata(self) -> dict[str, Any]:
+        return {
+            "agent": True,
+            "kind": self.kind,
+            "labels": self.labels,
+            "supports_tools": self.supports_tools,
+            "max_concurrency": self.max_concurrency,
+            "title": self.title,
+            "tool": f"run_{self.name}_task",
+        }
+
+    def make_toolkit(self) -> Toolkit:
+        return Toolkit(
+            name=self.name,
+            title=self.title,
+            description=self.description,
+            tools=[_RunTaskTool(self)],
+            metadata=self.metadata(),
+        )
+
+    async def start(self, room: RoomClient) -> None:
+        """Install requirements (bounded waits), then offer the runner in the room."""
+        self.room = room
+        await install_requirements(room, self.requires)
+        if self._output_requirement is not None:
+            self.output_schema = await resolve_schema(room, self._output_requirement)
+            check_schema(self.output_schema, what=f"schema {self._output_requirement.name!r}")
+        await room.host_toolkit(self.make_toolkit())
+        logger.info("runner %s is ready in room %s", self.name, room.room_name)
+
+    async def stop(self) -> None:
+        if self.room is not None and not self.room.closed:
+            try:
+                await self.room.unhost_toolkit(self.name)
+            except RoomError as exc:
+                logger.debug("unhosting %s: %s", self.name, exc.message)
+        self.room = None
+
+    async def run_task(self, tool_context: ToolContext, arguments: dict[str, Any]) -> Any:
+        """One task: a fresh context, resolved toolkits, ``ask``, usage reported back."""
+        room = tool_context.room or self.room
+        toolkits = list(self.toolkits)
+        if room is not None:
+            toolkits += await resolve_toolkits(room, self.requires)
+            toolkits += await self._caller_toolkits(room, arguments.get("tools") or [])
+        if tool_context.read_only:
+            toolkits = [_read_only_view(tk) for tk in toolkits]
+        context = TaskContext(
+            chat=self.init_chat_context(),
+            tool_context=tool_context,
+            room=room,
+            toolkits=[tk for tk in toolkits if tk.tools],
+        )
+        try:
+            return await self.ask(context, arguments)
+        finally:
+            if context.chat.usage.requests:
+                tool_context.usage.update(context.chat.usage.as_dict())
+
+    async def _caller_toolkits(self, room: RoomClient, names: Sequence[str]) -> list[Toolkit]:
+        if not names:
+            return []
+        if not self.supports_tools:
+            raise RoomError(
+                ErrorCode.INVALID_REQUEST, f"runner {self.name!r} does not take tools from callers"
+            )
+        toolkits = []
+        for name in names:
+            found = await room.list_toolkits(name=name)
+            if not found:
+                raise RoomError(
+                    ErrorCode.NOT_FOUND, f"toolkit {name!r} named in 'tools' is not in the room"
+                )
+            toolkits.append(remote_toolkit(room, found[0]))
+        return toolkits
+
+
+def _read_only_view(toolkit: Toolkit) -> Toolkit:
+    """The toolkit with only its read_only tools, for read_only tasks."""
+    return Toolkit(
+        name=toolkit.name,
+        title=toolkit.title,
+        description=toolkit.description,
+        tools=[t for t in toolkit.tools.values() if t.annotations.read_only],
+    )

@@ -1,0 +1,181 @@
+"""RequiredToolkit and RequiredSchema: what an agent needs from the room it joins.
+
+At agent start a requirement is waited for (bounded, never a hang) or, for a schema the
+agent carries, published. At each task a RequiredToolkit becomes a proxy toolkit whose
+tools call through the room on behalf of the task's caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from taskroom.host.messages import ToolkitInstance
+from taskroom.host.protocol import ErrorCode, RoomError
+from taskroom.toolkits.context import ToolContext
+from taskroom.toolkits.tool import Tool
+from taskroom.toolkits.toolkit import Toolkit, check_schema
+
+if TYPE_CHECKING:
+    from taskroom.host.room_client import RoomClient
+
+POLL_SECONDS = 0.1
+
+
+@dataclass(frozen=True)
+class RequiredToolkit:
+    """A room toolkit the agent uses; ``tools`` narrows it, ``participant_name`` pins a host."""
+
+    name: str
+    tools: tuple[str, ...] | list[str] | None = None
+    participant_name: str | None = None
+    timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class RequiredSchema:
+    """A named room schema; with ``schema`` given, the agent publishes it at start."""
+
+    name: str
+    schema: dict[str, Any] | None = None
+    timeout: float = 30.0
+
+
+Requirement = RequiredToolkit | RequiredSchema
+
+
+class RemoteTool(Tool):
+    """A proxy that calls a tool hosted by another participant, through the room."""
+
+    def __init__(
+        self,
+        room: RoomClient,
+        instance: ToolkitInstance,
+        tool_name: str,
+        participant_id: str | None = None,
+    ) -> None:
+        spec = next(t for t in instance.toolkit.tools if t.name == tool_name)
+        super().__init__(
+            name=spec.name,
+            title=spec.title,
+            description=spec.description,
+            input_schema=spec.input_schema,
+            output_schema=spec.output_schema,
+            annotations=spec.annotations,
+        )
+        self.room = room
+        self.toolkit_name = instance.toolkit.name
+        self.participant_id = participant_id
+
+    async def execute(self, context: ToolContext, arguments: dict[str, Any]) -> Any:
+        return await self.room.invoke_tool(
+            self.toolkit_name,
+            self.name,
+            arguments,
+            participant_id=self.participant_id,
+            parent_call_id=context.call_id,
+            on_progress=lambda event: context.progress(
+                {"kind": "tool.progress", "toolkit": self.toolkit_name, "tool": self.name, **event}
+            ),
+        )
+
+
+def remote_toolkit(
+    room: RoomClient,
+    instance: ToolkitInstance,
+    tools: Sequence[str] | None = None,
+    *,
+    pin_host: bool = False,
+) -> Toolkit:
+    """Proxy ``instance`` as a local Toolkit. Unpinned proxies let the room pick the
+    least-loaded host at each call."""
+    spec = instance.toolkit
+    available = [t.name for t in spec.tools]
+    wanted = list(tools) if tools else available
+    missing = [t for t in wanted if t not in available]
+    if missing:
+        raise RoomError(
+            ErrorCode.NOT_FOUND,
+            f"toolkit {spec.name!r} has no tool {missing[0]!r} (it has {', '.join(available)})",
+        )
+    host = instance.participant_id if pin_host else None
+    proxies = [RemoteTool(room, instance, name, host) for name in wanted]
+    return Toolkit(name=spec.name, title=spec.title, description=spec.description, tools=proxies)
+
+
+async def find_toolkit(room: RoomClient, requirement: RequiredToolkit) -> ToolkitInstance | None:
+    found = await room.list_toolkits(
+        name=requirement.name, participant_name=requirement.participant_name
+    )
+    for instance in found:
+        names = {t.name for t in instance.toolkit.tools}
+        if not requirement.tools or set(requirement.tools) <= names:
+            return instance
+    return found[0] if found else None
+
+
+async def install_requirements(room: RoomClient, requires: Sequence[Requirement]) -> None:
+    """Publish carried schemas, then wait (each within its timeout) for the rest."""
+    await asyncio.gather(*(_install(room, r) for r in requires))
+
+
+async def _install(room: RoomClient, requirement: Requirement) -> None:
+    if isinstance(requirement, RequiredSchema) and requirement.schema is not None:
+        check_schema(requirement.schema, what=f"required schema {requirement.name!r}")
+        await room.put_schema(requirement.name, requirement.schema)
+        return
+    deadline = time.monotonic() + requirement.timeout
+    while True:
+        if isinstance(requirement, RequiredSchema):
+            if requirement.name in await room.list_schemas():
+                return
+        else:
+            instance = await find_toolkit(room, requirement)
+            if instance is not None:
+                remote_toolkit(room, instance, requirement.tools)  # names a missing tool
+                return
+        if time.monotonic() >= deadline:
+            raise RoomError(ErrorCode.NOT_FOUND, _missing_message(room, requirement))
+        await asyncio.sleep(POLL_SECONDS)
+
+
+def _missing_message(room: RoomClient, requirement: Requirement) -> str:
+    if isinstance(requirement, RequiredSchema):
+        what = f"required schema {requirement.name!r}"
+    else:
+        what = f"required toolkit {requirement.name!r}"
+        if requirement.participant_name:
+            what += f" hosted by {requirement.participant_name!r}"
+    return f"{what} did not appear in room {room.room_name!r} within {requirement.timeout:g} s"
+
+
+async def resolve_toolkits(room: RoomClient, requires: Sequence[Requirement]) -> list[Toolkit]:
+    """Proxy toolkits for each RequiredToolkit, built fresh for one task."""
+    toolkits = []
+    for requirement in requires:
+        if not isinstance(requirement, RequiredToolkit):
+            continue
+        instance = await find_toolkit(room, requirement)
+        if instance is None:
+            raise RoomError(
+                ErrorCode.NOT_FOUND,
+                f"required toolkit {requirement.name!r} is no longer in room {room.room_name!r}",
+            )
+        toolkits.append(
+            remote_toolkit(
+                room,
+                instance,
+                requirement.tools,
+                pin_host=requirement.participant_name is not None,
+            )
+        )
+    return toolkits
+
+
+async def resolve_schema(room: RoomClient, requirement: RequiredSchema) -> dict[str, Any]:
+    if requirement.schema is not None:
+        return requirement.schema
+    return await room.get_schema(requirement.name)
