@@ -242,7 +242,12 @@ class LLMAdapter(ABC):
             await emit({"kind": "tool.error", "tool": call.name, "error": "arguments not JSON"})
             return f"error: the arguments for {call.name} are not a JSON object: {exc}"
         await emit(
-            {"kind": "tool.call", "toolkit": fn.toolkit.name, "tool": fn.tool, "arguments": arguments}
+            {
+                "kind": "tool.call",
+                "toolkit": fn.toolkit.name,
+                "tool": fn.tool,
+                "arguments": arguments,
+            }
         )
         try:
             result = await fn.toolkit.execute(tool_context, fn.tool, arguments)
@@ -251,7 +256,13 @@ class LLMAdapter(ABC):
         except Exception as exc:
             text = await tool_adapter.error_text(error=exc)
             await emit(
-                {"kind": "tool.result", "toolkit": fn.toolkit.name, "tool": fn.tool, "ok": False, "error": text}
+                {
+                    "kind": "tool.result",
+                    "toolkit": fn.toolkit.name,
+                    "tool": fn.tool,
+                    "ok": False,
+                    "error": text,
+                }
             )
             return text
         text = await tool_adapter.to_text(result=result)

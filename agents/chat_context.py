@@ -93,7 +93,9 @@ class ChatContext:
         return "\n".join(self.instructions)
 
     def copy(self) -> ChatContext:
-        return ChatContext(list(self.instructions), list(self.items), self.usage, dict(self.metadata))
+        return ChatContext(
+            list(self.instructions), list(self.items), self.usage, dict(self.metadata)
+        )
 
 
 def dumps(value: Any) -> str:
