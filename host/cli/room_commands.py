@@ -1,0 +1,163 @@
+"""`taskroom room`, `token`, `toolkits`, `tools` and `schemas` commands."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from taskroom.host.cli.common import (
+    DEFAULT_URL,
+    DataDirOpt,
+    RoomOpt,
+    TokenOpt,
+    UrlOpt,
+    fail,
+    parse_json_option,
+    print_json,
+    read_json_file,
+    setup_logging,
+    stderr,
+    with_room,
+)
+from taskroom.host.room_client import RoomClient
+from taskroom.host.tokens import DEFAULT_DATA_DIR, ROLES, TokenError, create_token, load_secret
+
+room_app = typer.Typer(help="Run a room server.", no_args_is_help=True)
+token_app = typer.Typer(help="Mint participant tokens.", no_args_is_help=True)
+toolkits_app = typer.Typer(help="Toolkits registered in a room.", no_args_is_help=True)
+tools_app = typer.Typer(help="Call tools through a room.", no_args_is_help=True)
+schemas_app = typer.Typer(help="JSON schemas held by a room.", no_args_is_help=True)
+
+
+@room_app.command("serve")
+def room_serve(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port for HTTP and WebSocket.")] = 8765,
+    data_dir: DataDirOpt = DEFAULT_DATA_DIR,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Serve rooms over WebSocket at /rooms/{room}, health at /healthz."""
+    from taskroom.host.room.app import build_room_server
+
+    setup_logging(verbose)
+    try:
+        server = build_room_server(data_dir=data_dir)
+    except (TokenError, OSError) as exc:
+        fail(str(exc))
+    stderr.print(f"room server on http://{host}:{port} (data in {data_dir})")
+    try:
+        asyncio.run(server.serve_forever(host, port))
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        fail(f"cannot serve on {host}:{port}: {exc.strerror or exc}")
+
+
+@token_app.command("generate")
+def token_generate(
+    room: Annotated[str, typer.Option("--room", help="Room the token admits to ('*' for all).")],
+    identity: Annotated[str, typer.Option("--identity", help="Participant name.")],
+    role: Annotated[str, typer.Option("--role", help=f"One of {', '.join(ROLES)}.")] = "user",
+    grant: Annotated[
+        list[str] | None, typer.Option("--grant", help="Grant (repeatable); default: the role's.")
+    ] = None,
+    ttl: Annotated[float, typer.Option(help="Lifetime in seconds.")] = 24 * 3600,
+    data_dir: DataDirOpt = DEFAULT_DATA_DIR,
+) -> None:
+    """Print a signed token on stdout (and nothing else)."""
+    if role not in ROLES:
+        fail(f"unknown role {role!r}; choose one of {', '.join(ROLES)}")
+    try:
+        secret = load_secret(data_dir)
+    except (TokenError, OSError) as exc:
+        fail(str(exc))
+    typer.echo(create_token(secret, room=room, identity=identity, role=role, grants=grant, ttl=ttl))
+
+
+@toolkits_app.command("list")
+def toolkits_list(
+    room: RoomOpt,
+    url: UrlOpt = DEFAULT_URL,
+    token: TokenOpt = None,
+    participant_id: Annotated[str | None, typer.Option(help="Only this host's toolkits.")] = None,
+    name: Annotated[str | None, typer.Option(help="Only toolkits with this name.")] = None,
+) -> None:
+    """List the toolkits visible to you, with their tools and schemas."""
+
+    async def run(client: RoomClient):
+        found = await client.list_toolkits(participant_id=participant_id, name=name)
+        return [i.model_dump(mode="json") for i in found]
+
+    print_json(with_room(url, room, token, run))
+
+
+@tools_app.command("invoke")
+def tools_invoke(
+    toolkit: str,
+    tool: str,
+    room: RoomOpt,
+    args: Annotated[str, typer.Option("--args", help="Arguments as a JSON object.")] = "{}",
+    url: UrlOpt = DEFAULT_URL,
+    token: TokenOpt = None,
+    timeout: Annotated[float | None, typer.Option(help="Deadline in seconds.")] = None,
+    participant_id: Annotated[str | None, typer.Option(help="Call this host.")] = None,
+) -> None:
+    """Call TOOLKIT.TOOL and print its result; progress goes to stderr."""
+    arguments = parse_json_option(args, "--args")
+    if not isinstance(arguments, dict):
+        fail("--args must be a JSON object")
+
+    async def run(client: RoomClient):
+        return await client.invoke_tool(
+            toolkit,
+            tool,
+            arguments,
+            timeout=timeout,
+            participant_id=participant_id,
+            on_progress=lambda event: stderr.print(f"[dim]progress[/dim] {event}"),
+        )
+
+    print_json(with_room(url, room, token, run))
+
+
+@schemas_app.command("list")
+def schemas_list(room: RoomOpt, url: UrlOpt = DEFAULT_URL, token: TokenOpt = None) -> None:
+    """Print every schema in the room, by name."""
+    print_json(with_room(url, room, token, lambda c: c.list_schemas()))
+
+
+@schemas_app.command("get")
+def schemas_get(name: str, room: RoomOpt, url: UrlOpt = DEFAULT_URL, token: TokenOpt = None) -> None:
+    """Print one schema."""
+    print_json(with_room(url, room, token, lambda c: c.get_schema(name)))
+
+
+@schemas_app.command("put")
+def schemas_put(
+    name: str,
+    file: Annotated[Path, typer.Argument(help="JSON Schema file.")],
+    room: RoomOpt,
+    url: UrlOpt = DEFAULT_URL,
+    token: TokenOpt = None,
+) -> None:
+    """Create or replace a schema from a file; it is checked to be a valid JSON Schema."""
+    schema = read_json_file(file, "schema file")
+
+    async def run(client: RoomClient):
+        return {"name": name, "action": await client.put_schema(name, schema)}
+
+    print_json(with_room(url, room, token, run))
+
+
+@schemas_app.command("rm")
+def schemas_rm(name: str, room: RoomOpt, url: UrlOpt = DEFAULT_URL, token: TokenOpt = None) -> None:
+    """Remove a schema."""
+
+    async def run(client: RoomClient):
+        await client.remove_schema(name)
+        return {"name": name, "action": "removed"}
+
+    print_json(with_room(url, room, token, run))
