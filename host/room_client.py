@@ -23,6 +23,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from taskroom.host import protocol
 from taskroom.host.messages import ParticipantInfo, ToolkitInstance
 from taskroom.host.protocol import ErrorCode, RoomError
+from taskroom.host.tasks.client import TasksClient
 from taskroom.toolkits.context import ToolContext
 from taskroom.toolkits.toolkit import Toolkit
 
@@ -160,6 +161,11 @@ class RoomClient:
                 await self._reader
         self._fail_pending("the client closed")
         self.connected.clear()
+
+    @property
+    def tasks(self) -> TasksClient:
+        """The room's task API (start, get, result, wait, cancel, list, subscribe)."""
+        return TasksClient(self)
 
     @property
     def closed(self) -> bool:

@@ -97,7 +97,9 @@ def with_room(
     """Join the room, run ``fn``, leave; room errors become a clean CLI failure."""
 
     async def run() -> T:
-        async with RoomClient(url, room, resolve_token(token, room, data_dir), reconnect=False) as client:
+        async with RoomClient(
+            url, room, resolve_token(token, room, data_dir), reconnect=False
+        ) as client:
             return await fn(client)
 
     try:

@@ -130,7 +130,9 @@ def schemas_list(room: RoomOpt, url: UrlOpt = DEFAULT_URL, token: TokenOpt = Non
 
 
 @schemas_app.command("get")
-def schemas_get(name: str, room: RoomOpt, url: UrlOpt = DEFAULT_URL, token: TokenOpt = None) -> None:
+def schemas_get(
+    name: str, room: RoomOpt, url: UrlOpt = DEFAULT_URL, token: TokenOpt = None
+) -> None:
     """Print one schema."""
     print_json(with_room(url, room, token, lambda c: c.get_schema(name)))
 

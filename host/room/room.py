@@ -7,6 +7,7 @@ import itertools
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel
@@ -35,6 +36,20 @@ logger = logging.getLogger(__name__)
 DEFAULT_CALL_TIMEOUT = 120.0
 
 Handler = Callable[[Participant, Any, Frame], Awaitable[dict[str, Any] | None]]
+
+
+@dataclass
+class CallOrigin:
+    """Where a call comes from, as the room derives it (never from the caller's frame)."""
+
+    on_behalf_of: ParticipantInfo | None = None
+    chain: list[str] = field(default_factory=list)
+    task_id: str | None = None
+    read_only: bool = False
+
+
+InvokeHook = Callable[[Participant, ToolsInvoke, Frame, CallOrigin], Awaitable[bool]]
+"""May take over a ``tools.invoke`` (returning True), e.g. to record agent runs as tasks."""
 
 NO_REPLY = None
 """A handler returning None answers later itself (tool calls, waits)."""
@@ -65,6 +80,10 @@ class Room:
         self.grants = dict(REQUIRED_GRANTS)
         self.leave_hooks: list[Callable[[Participant], Awaitable[None]]] = []
         self.register_hooks: list[Callable[[Participant, ToolkitSpec], Awaitable[None]]] = []
+        self.invoke_hooks: list[InvokeHook] = []
+        self.close_hooks: list[Callable[[], Awaitable[None]]] = []
+        self.tasks: Any = None
+        """The room's TaskManager, when the server has tasks installed."""
         for type_, fn in {
             "ping": self._ping,
             "participants.list": self._participants_list,
@@ -344,6 +363,7 @@ class Room:
         read_only: bool = False,
         chain: list[str] | None = None,
         host: Participant | None = None,
+        check_read_only: bool = True,
     ) -> PendingCall:
         """Route a call to a host. The room is the only party that sets the caller."""
         if host is None:
@@ -359,7 +379,7 @@ class Room:
                 f"toolkit {toolkit!r} has no tool {tool!r}",
                 {"toolkit": toolkit, "tool": tool, "available": [t.name for t in spec.tools]},
             )
-        if read_only and not tool_spec.annotations.read_only:
+        if read_only and check_read_only and not tool_spec.annotations.read_only:
             raise RoomError(
                 ErrorCode.PERMISSION_DENIED,
                 f"{toolkit}.{tool} is not read_only and this task is read_only",
@@ -394,10 +414,7 @@ class Room:
     async def _tools_invoke(self, p: Participant, req: ToolsInvoke, frame: Frame) -> None:
         if frame.id is None:
             raise RoomError(ErrorCode.INVALID_REQUEST, "tools.invoke needs an id")
-        on_behalf_of = None
-        chain: list[str] = []
-        task_id = None
-        read_only = False
+        origin = CallOrigin()
         if req.parent_call_id is not None:
             parent = self.calls.get(req.parent_call_id)
             if parent is None or parent.host is not p:
@@ -405,10 +422,15 @@ class Room:
                     ErrorCode.PERMISSION_DENIED,
                     f"{req.parent_call_id!r} is not a call you are serving",
                 )
-            on_behalf_of = parent.on_behalf_of or parent.caller
-            chain = [*parent.chain, parent.call_id]
-            task_id = parent.task_id
-            read_only = parent.read_only
+            origin = CallOrigin(
+                on_behalf_of=parent.on_behalf_of or parent.caller,
+                chain=[*parent.chain, parent.call_id],
+                task_id=parent.task_id,
+                read_only=parent.read_only,
+            )
+        for hook in self.invoke_hooks:
+            if await hook(p, req, frame, origin):
+                return NO_REPLY
         ref = frame.id
 
         async def reply(ok: bool, data: dict[str, Any]) -> None:
@@ -428,14 +450,14 @@ class Room:
             arguments=req.arguments,
             participant_id=req.participant_id,
             timeout=req.timeout,
-            on_behalf_of=on_behalf_of,
+            on_behalf_of=origin.on_behalf_of,
             reply=reply,
             progress=progress,
             caller_participant=p,
             caller_ref=ref,
-            task_id=task_id,
-            read_only=read_only,
-            chain=chain,
+            task_id=origin.task_id,
+            read_only=origin.read_only,
+            chain=origin.chain,
         )
         return NO_REPLY
 

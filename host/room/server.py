@@ -47,6 +47,7 @@ class RoomServer:
         self.heartbeat = heartbeat
         self.rooms: dict[str, Room] = {}
         self.room_setup: list[RoomSetup] = list(room_setup or [])
+        self.stop_hooks: list[Callable[[], None]] = []
         self.app = web.Application()
         self.app.router.add_get("/healthz", self._healthz)
         self.app.router.add_get("/rooms/{room}", self._join)
@@ -145,6 +146,11 @@ class RoomServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        for room in self.rooms.values():
+            for hook in room.close_hooks:
+                await hook()
+        for hook in self.stop_hooks:
+            hook()
 
     async def serve_forever(self, host: str, port: int) -> None:
         await self.start(host, port)

@@ -1,0 +1,63 @@
+"""Durable tasks: the store, the room's task API and dispatch to agent instances."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+
+from taskroom.host.room.room import Room
+from taskroom.host.room.server import RoomServer
+from taskroom.host.tasks.manager import TaskManager
+from taskroom.host.tasks.store import SQLiteTaskStore, TaskRecord, TaskStore, TaskStoreError
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_RETENTION = 7 * 24 * 3600.0
+STORE_FILE = "tasks.sqlite3"
+
+__all__ = [
+    "SQLiteTaskStore",
+    "TaskManager",
+    "TaskRecord",
+    "TaskStore",
+    "TaskStoreError",
+    "install_tasks",
+]
+
+
+def install_tasks(
+    server: RoomServer,
+    *,
+    store: TaskStore | None = None,
+    retention: float | None = None,
+) -> TaskStore:
+    """Give every room of ``server`` a task manager over one shared store.
+
+    At start, a task that was running when the room last stopped can no longer finish:
+    it is marked failed with that reason. Pending tasks stay queued for their room.
+    """
+    if store is None:
+        store = SQLiteTaskStore(Path(server.data_dir) / STORE_FILE)
+    if retention is None:
+        retention = float(os.environ.get("TASKROOM_TASK_RETENTION", DEFAULT_RETENTION))
+    store.sweep(time.time() - retention)
+    for record in store.unfinished():
+        if record.status == "running":
+            record.status = "failed"
+            record.finished_at = time.time()
+            record.error = {
+                "code": "unavailable",
+                "message": "the room server stopped while this task was running",
+            }
+            store.save(record)
+
+    def setup(_: RoomServer, room: Room) -> None:
+        manager = TaskManager(room, store)
+        manager.install()
+        room.tasks = manager
+
+    server.room_setup.append(setup)
+    server.stop_hooks.append(store.close)
+    return store
