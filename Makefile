@@ -14,7 +14,7 @@ $(BIN)/taskroom: pyproject.toml
 install: $(BIN)/taskroom
 
 demo: install
-	$(BIN)/taskroom room serve
+	$(BIN)/taskroom up --demo
 
 test: install
 	$(BIN)/ruff check .

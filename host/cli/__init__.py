@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from taskroom.host.cli.llm_commands import llm_app
 from taskroom.host.cli.room_commands import (
     room_app,
     schemas_app,
@@ -11,6 +12,9 @@ from taskroom.host.cli.room_commands import (
     toolkits_app,
     tools_app,
 )
+from taskroom.host.cli.service_commands import call_app, service_app
+from taskroom.host.cli.task_commands import invoke_command, tasks_app
+from taskroom.host.cli.up_command import up_command
 
 app = typer.Typer(
     help="taskroom: rooms, toolkits, task runners and durable tasks.",
@@ -22,6 +26,12 @@ app.add_typer(token_app, name="token")
 app.add_typer(toolkits_app, name="toolkits")
 app.add_typer(tools_app, name="tools")
 app.add_typer(schemas_app, name="schemas")
+app.add_typer(call_app, name="call")
+app.add_typer(service_app, name="service")
+app.add_typer(tasks_app, name="tasks")
+app.add_typer(llm_app, name="llm")
+app.command("invoke")(invoke_command)
+app.command("up")(up_command)
 
 
 def main() -> None:

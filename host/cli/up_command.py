@@ -1,0 +1,158 @@
+"""`taskroom up`: the whole system in one command, for a first run and for local work.
+
+It starts a room server, a service host with both LLM task runners, calls them into a
+room, and prints what a user needs to start tasks. With no OPENAI_API_KEY it runs on the
+scripted test LLM and says so, so a fresh clone works with no account and no network.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from taskroom.agents import DynamicLLMTaskRunner, LLMTaskRunner, OpenAIResponsesAdapter
+from taskroom.agents.openai_client import default_model
+from taskroom.agents.scripted_llm_server import ScriptedLLMServer
+from taskroom.host.cli.common import DataDirOpt, fail, setup_logging, stderr
+from taskroom.host.cli.task_commands import watch_task
+from taskroom.host.protocol import RoomError
+from taskroom.host.room.app import build_room_server
+from taskroom.host.room_client import RoomClient
+from taskroom.host.service_host import ServiceHost
+from taskroom.host.tasks import TaskStoreError
+from taskroom.host.tokens import DEFAULT_DATA_DIR, TokenError, create_token, load_secret
+from taskroom.invoke.invoke_llm_taskrunner import DEFAULT_OUTPUT_SCHEMA, DYNAMIC_PROMPT, PROMPT
+
+RUNNERS = ("llm-task-runner", "dynamic-llm-task-runner")
+
+
+def up_command(
+    port: Annotated[int, typer.Option(help="Room server port (HTTP, WebSocket, Studio).")] = 8765,
+    room: Annotated[str, typer.Option(help="Room to call the runners into.")] = "myroom",
+    data_dir: DataDirOpt = DEFAULT_DATA_DIR,
+    demo: Annotated[
+        bool, typer.Option(help="Invoke each runner once and print the results.")
+    ] = False,
+    exit_after_demo: Annotated[
+        bool, typer.Option(help="Stop after the demo instead of serving until Ctrl-C.")
+    ] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Start a room, a service host with both LLM task runners, and call them into ROOM."""
+    setup_logging(verbose)
+    try:
+        asyncio.run(_up(port, room, data_dir, demo, exit_after_demo))
+    except KeyboardInterrupt:
+        pass
+    except (TokenError, TaskStoreError) as exc:
+        fail(str(exc))
+    except RoomError as exc:
+        fail(f"{exc.code.value}: {exc.message}")
+    except OSError as exc:
+        fail(f"cannot start: {exc.strerror or exc}")
+
+
+async def _up(port: int, room: str, data_dir: Path, demo: bool, exit_after_demo: bool) -> None:
+    secret = load_secret(data_dir)
+    async with contextlib.AsyncExitStack() as stack:
+        adapter_options = await _llm_settings(stack)
+        server = build_room_server(data_dir=data_dir, secret=secret)
+        room_url = await server.start("127.0.0.1", port)
+        stack.push_async_callback(server.stop)
+
+        service = ServiceHost(port=0, webhook_secret=secret)
+        service.add_path(
+            "/llm-task-runner",
+            lambda: LLMTaskRunner(llm_adapter=OpenAIResponsesAdapter(**adapter_options)),
+            "llm-task-runner",
+        )
+        service.add_path(
+            "/dynamic-llm-task-runner",
+            lambda: DynamicLLMTaskRunner(llm_adapter=OpenAIResponsesAdapter(**adapter_options)),
+            "dynamic-llm-task-runner",
+        )
+        service_url = await service.start()
+        stack.push_async_callback(service.stop)
+
+        admin = create_token(secret, room=room, identity="taskroom-up", role="admin")
+        async with RoomClient(room_url, room, admin, reconnect=False) as client:
+            for name in RUNNERS:
+                await client.request(
+                    "room.call", {"name": name, "url": f"{service_url}/{name}"}, timeout=90
+                )
+        user_token = create_token(secret, room=room, identity="you", role="user", ttl=7 * 24 * 3600)
+        _print_banner(room_url, room, user_token, data_dir)
+        if demo:
+            await _demo(room_url, room, user_token)
+        if exit_after_demo:
+            return
+        stderr.print("[bold]serving[/bold]; press Ctrl-C to stop")
+        await _until_signal()
+
+
+async def _llm_settings(stack: contextlib.AsyncExitStack) -> dict[str, Any]:
+    if os.environ.get("OPENAI_API_KEY"):
+        where = os.environ.get("OPENAI_BASE_URL", "the OpenAI API")
+        stderr.print(f"LLM: model {default_model()} at {where} (OPENAI_API_KEY is set)")
+        return {}
+    llm = ScriptedLLMServer(auto=True)
+    await llm.start()
+    stack.push_async_callback(llm.stop)
+    stderr.print(
+        "[yellow]No OPENAI_API_KEY is set: the runners use taskroom's scripted test LLM "
+        f"(auto mode at {llm.base_url}). Its answers are synthetic, not a real model's.[/yellow] "
+        "Set OPENAI_API_KEY (and optionally OPENAI_BASE_URL, TASKROOM_MODEL) to use a real one."
+    )
+    return {"base_url": llm.base_url, "api_key": "scripted", "model": "scripted-model"}
+
+
+def _print_banner(room_url: str, room: str, token: str, data_dir: Path) -> None:
+    stderr.rule("taskroom is up")
+    stderr.print(f"room        {room_url}/rooms/{room}  (agents: {', '.join(RUNNERS)})")
+    stderr.print(f"studio      {room_url}/studio?room={room}#token={token}", soft_wrap=True)
+    stderr.print(f"data        {data_dir}")
+    stderr.print("invoke a runner from another terminal (the token is valid 7 days):")
+    stderr.print(
+        f"  export TASKROOM_URL={room_url} TASKROOM_TOKEN={token}\n"
+        f"  taskroom invoke llm-task-runner --room {room} --prompt 'Write a haiku about rooms'",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+async def _demo(room_url: str, room: str, token: str) -> None:
+    async with RoomClient(room_url, room, token, reconnect=False) as client:
+        for agent, arguments in (
+            ("llm-task-runner", {"prompt": PROMPT}),
+            (
+                "dynamic-llm-task-runner",
+                {"prompt": DYNAMIC_PROMPT, "output_schema": DEFAULT_OUTPUT_SCHEMA},
+            ),
+        ):
+            stderr.rule(f"demo: {agent}")
+            started = await client.tasks.start(agent, arguments)
+            (task,) = await watch_task(client, agent, started, timeout=300)
+            if task["status"] != "completed":
+                fail(
+                    f"demo task on {agent} {task['status']}: {(task['error'] or {}).get('message')}"
+                )
+            typer.echo(
+                json.dumps(
+                    {"agent": agent, "task_id": task["id"], "result": task["result"]}, indent=2
+                )
+            )
+
+
+async def _until_signal() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
