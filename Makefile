@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test install lint bench
+.PHONY: demo test install lint bench browser
 
 $(BIN)/taskroom: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,9 +16,16 @@ install: $(BIN)/taskroom
 demo: install
 	$(BIN)/taskroom up --demo
 
-test: install
+test: install browser
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q
+
+# Studio tests drive Debian's Chromium (test tools cannot download their own browsers here).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+		echo "installing chromium for the Studio tests"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
 lint: install
 	$(BIN)/ruff check .
