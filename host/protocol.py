@@ -96,6 +96,11 @@ def error(
     return encode(ERROR, RoomError(code, message, details).to_data(), id_)
 
 
+def frame_size(text: str) -> int:
+    """Size in UTF-8 bytes, the unit of the cap (cheap for ASCII, the common case)."""
+    return len(text) if text.isascii() else len(text.encode())
+
+
 def decode(raw: str | bytes, max_bytes: int = MAX_FRAME_BYTES) -> Frame:
     """Parse and check one frame, raising :class:`RoomError` with a precise reason.
 
@@ -106,10 +111,10 @@ def decode(raw: str | bytes, max_bytes: int = MAX_FRAME_BYTES) -> Frame:
         raise RoomError(
             ErrorCode.INVALID_REQUEST, "binary frames are not supported; send JSON text"
         )
-    if len(raw) > max_bytes:
+    if len(raw) * 4 > max_bytes and frame_size(raw) > max_bytes:
         raise RoomError(
             ErrorCode.INVALID_REQUEST,
-            f"frame of {len(raw)} bytes exceeds the cap of {max_bytes} bytes",
+            f"frame of {frame_size(raw)} bytes exceeds the cap of {max_bytes} bytes",
         )
     try:
         obj = json.loads(raw)

@@ -32,6 +32,9 @@ logger = logging.getLogger(__name__)
 EventHandler = Callable[[dict[str, Any]], Any]
 ProgressHandler = Callable[[dict[str, Any]], Any]
 
+DISMISSED_CLOSE_CODE = 4001
+"""Close code of a room dismissing a participant: the client must not reconnect."""
+
 
 def websocket_url(base_url: str, room: str) -> str:
     """``http://host:port`` (or ws://) to the room's WebSocket URL."""
@@ -52,7 +55,7 @@ class ToolCall:
         self._future = future
 
     async def result(self) -> Any:
-        data = await self._future
+        data = await asyncio.shield(self._future)
         return data.get("result")
 
     async def cancel(self) -> None:
@@ -87,6 +90,7 @@ class RoomClient:
         self.participant: ParticipantInfo | None = None
         self.participants: dict[str, ParticipantInfo] = {}
         self.ready_data: dict[str, Any] = {}
+        self.room_frame_cap = max_frame_bytes
         self.connected = asyncio.Event()
         self.hosted: dict[str, Toolkit] = {}
         self._ws: ClientConnection | None = None
@@ -97,6 +101,8 @@ class RoomClient:
         self._handlers: dict[str, list[EventHandler]] = {}
         self._reader: asyncio.Task[None] | None = None
         self._closing = False
+        self._dismissed: str | None = None
+        self._background: set[asyncio.Task[None]] = set()
 
     # --- lifecycle ----------------------------------------------------------------
 
@@ -145,6 +151,7 @@ class RoomClient:
 
     def _on_ready(self, data: dict[str, Any]) -> None:
         self.ready_data = data
+        self.room_frame_cap = int(data.get("max_frame_bytes") or protocol.MAX_FRAME_BYTES)
         self.participant = ParticipantInfo(**data["participant"])
         self.participants = {p["id"]: ParticipantInfo(**p) for p in data.get("participants", [])}
 
@@ -186,10 +193,13 @@ class RoomClient:
             self._fail_pending("connection to the room was lost")
             for task in list(self._serving.values()):
                 task.cancel()
-            self._emit("disconnected", {"reason": "connection lost"})
-            if not self.reconnect:
+            if ws.close_code == DISMISSED_CLOSE_CODE and self._dismissed is None:
+                self._dismissed = "dismissed by the room"
+            reason = self._dismissed or "connection lost"
+            self._emit("disconnected", {"reason": reason})
+            if not self.reconnect or self._dismissed is not None:
                 self._closing = True
-                self._emit("closed", {"reason": "connection lost"})
+                self._emit("closed", {"reason": reason})
                 return
             await self._reconnect()
 
@@ -208,15 +218,21 @@ class RoomClient:
                 logger.info("reconnect to %s failed: %s", self.room_name, exc.message)
                 delay = min(delay * 2, self.backoff[1])
                 continue
-            try:
-                for toolkit in list(self.hosted.values()):
-                    await self._register(toolkit)
-            except (RoomError, ConnectionClosed) as exc:
-                logger.warning("re-registering toolkits failed: %s", exc)
-                continue
-            logger.info("reconnected to room %s", self.room_name)
-            self._emit("reconnected", {})
+            task = asyncio.get_running_loop().create_task(self._register_again())
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
             return
+
+    async def _register_again(self) -> None:
+        """Re-register hosted toolkits; runs beside the read loop, which reads the answers."""
+        try:
+            for toolkit in list(self.hosted.values()):
+                await self._register(toolkit)
+        except (RoomError, ConnectionClosed) as exc:
+            logger.warning("re-registering toolkits failed: %s", exc)
+            return
+        logger.info("reconnected to room %s", self.room_name)
+        self._emit("reconnected", {})
 
     def _fail_pending(self, reason: str) -> None:
         for fut in self._pending.values():
@@ -269,6 +285,8 @@ class RoomClient:
                 self.participants[info.id] = info
             elif type_ == "participant.left":
                 self.participants.pop(data.get("id"), None)
+            elif type_ == "room.dismissed":
+                self._dismissed = str(data.get("reason") or "dismissed by the room")
             self._emit(type_, data)
 
     async def _serve_call(self, call_id: str, data: dict[str, Any]) -> None:
@@ -300,6 +318,12 @@ class RoomClient:
             if context.usage:
                 answer["usage"] = context.usage
             text = protocol.response(call_id, answer)
+            if protocol.frame_size(text) > self.room_frame_cap:
+                raise RoomError(
+                    ErrorCode.FAILED,
+                    f"the answer of {protocol.frame_size(text)} bytes exceeds the room's frame "
+                    f"cap of {self.room_frame_cap} bytes",
+                )
         except asyncio.CancelledError:
             return
         except RoomError as exc:

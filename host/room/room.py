@@ -67,8 +67,9 @@ REQUIRED_GRANTS: dict[str, str] = {
 class Room:
     """State and routing for one named room. All methods run on the server's loop."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, *, max_frame_bytes: int = protocol.MAX_FRAME_BYTES) -> None:
         self.name = name
+        self.max_frame_bytes = max_frame_bytes
         self.participants: dict[str, Participant] = {}
         self.toolkits: dict[str, dict[str, ToolkitSpec]] = {}
         self.schemas: dict[str, dict[str, Any]] = {}
@@ -127,6 +128,7 @@ class Room:
                     "participants": [q.info.model_dump() for q in self.participants.values()],
                     "toolkits": [i.model_dump() for i in self.visible_toolkits(p)],
                     "schemas": sorted(self.schemas),
+                    "max_frame_bytes": self.max_frame_bytes,
                 },
             )
         )
@@ -205,13 +207,11 @@ class Room:
             data = protocol.parse_data(model, frame)
             result = await fn(p, data, frame)
         except RoomError as exc:
-            if frame.id is not None:
-                await p.send(protocol.error(frame.id, exc.code, exc.message, exc.details))
+            await p.send(protocol.error(frame.id, exc.code, exc.message, exc.details))
             return
         except Exception as exc:  # a bug must not take the connection down
             logger.exception("handler for %s failed", frame.type)
-            if frame.id is not None:
-                await p.send(protocol.error(frame.id, ErrorCode.FAILED, f"internal error: {exc}"))
+            await p.send(protocol.error(frame.id, ErrorCode.FAILED, f"internal error: {exc}"))
             return
         if result is not NO_REPLY and frame.id is not None:
             await p.send(protocol.response(frame.id, result))

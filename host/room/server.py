@@ -59,7 +59,7 @@ class RoomServer:
     def room(self, name: str) -> Room:
         room = self.rooms.get(name)
         if room is None:
-            room = self.rooms[name] = Room(name)
+            room = self.rooms[name] = Room(name, max_frame_bytes=self.max_frame_bytes)
             for setup in self.room_setup:
                 setup(self, room)
         return room

@@ -1,0 +1,401 @@
+"""Round trip of a small tool call through a room, against a raw WebSocket echo.
+
+    python bench/room_rtt.py [--calls N] [--seconds S]
+
+Three processes for the room path, so none of them steals the others' event loop:
+the room server, a participant hosting an ``echo`` toolkit, and the caller (this
+process, using RoomClient). The baseline is an aiohttp WebSocket echo server in its own
+process, driven by a client on the same ``websockets`` library that frames, sends,
+matches replies by id and decodes JSON the way RoomClient does. Each path is measured at
+concurrency 1 and 16 (16 calls in flight on one connection). Everything is on loopback.
+
+``--calls`` caps the calls per measurement, ``--seconds`` the total measuring time
+(split evenly over the four measurements); start-up and warm-up come on top, a few
+seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import itertools
+import json
+import logging
+import os
+import secrets
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+HOST = "127.0.0.1"
+SCRIPT = os.path.abspath(__file__)
+ROOM = "bench"
+TARGET_RATIO = 2.5
+TARGET_CALLS_PER_S = 5_000
+WARMUP_CALLS = 300
+PAYLOAD = {"text": "hello, room"}
+
+
+# --- the processes the benchmark starts ----------------------------------------------------
+
+
+def _ready(port: int | str) -> None:
+    print(f"READY {port}", flush=True)
+
+
+async def serve_room(secret: str) -> None:
+    from taskroom.host.room import RoomServer
+
+    with tempfile.TemporaryDirectory(prefix="taskroom-bench-") as data_dir:
+        server = RoomServer(data_dir=data_dir, secret=secret, heartbeat=60.0)
+        url = await server.start(HOST, 0)
+        _ready(url.rsplit(":", 1)[1])
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await server.stop()
+
+
+async def serve_host(port: str, secret: str) -> None:
+    from taskroom.host.room_client import RoomClient
+    from taskroom.host.tokens import create_token
+    from taskroom.toolkits import Toolkit, tool
+
+    @tool(read_only=True)
+    async def echo(text: str) -> str:
+        """Return the text unchanged.
+
+        Args:
+            text: What to echo.
+        """
+        return text
+
+    token = create_token(secret, room=ROOM, identity="bench-host", role="tool")
+    async with RoomClient(f"http://{HOST}:{port}", ROOM, token) as client:
+        await client.host_toolkit(Toolkit(name="bench", tools=[echo]))
+        _ready(port)
+        await asyncio.Event().wait()
+
+
+async def serve_echo() -> None:
+    from aiohttp import WSMsgType, web
+
+    async def handle(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(max_msg_size=16 * 1024 * 1024)
+        await ws.prepare(request)
+        async for msg in ws:
+            if msg.type == WSMsgType.TEXT:
+                await ws.send_str(msg.data)
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/echo", handle)
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, HOST, 0)
+    await site.start()
+    sockets = site._server.sockets if site._server else []  # noqa: SLF001
+    _ready(sockets[0].getsockname()[1])
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
+
+
+def child_main(role: str, args: list[str]) -> None:
+    logging.basicConfig(level=logging.WARNING)
+    servers: dict[str, Callable[..., Awaitable[None]]] = {
+        "room": serve_room,
+        "host": serve_host,
+        "echo": serve_echo,
+    }
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(servers[role](*args))
+
+
+class Child:
+    """A server process started from this file; it prints ``READY <port>`` when up."""
+
+    def __init__(self, role: str, *args: str) -> None:
+        self.role = role
+        self.args = args
+        self.proc: asyncio.subprocess.Process | None = None
+
+    async def start(self, timeout: float = 15.0) -> str:
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            SCRIPT,
+            "_serve",
+            self.role,
+            *self.args,
+            stdout=asyncio.subprocess.PIPE,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        assert self.proc.stdout is not None
+        try:
+            line = await asyncio.wait_for(self.proc.stdout.readline(), timeout)
+        except TimeoutError:
+            line = b""
+        text = line.decode().strip()
+        if not text.startswith("READY "):
+            await self.stop()
+            raise RuntimeError(f"the {self.role} process did not start (said {text!r})")
+        return text.split()[1]
+
+    async def stop(self) -> None:
+        if self.proc is None or self.proc.returncode is not None:
+            return
+        self.proc.terminate()
+        try:
+            await asyncio.wait_for(self.proc.wait(), 5)
+        except TimeoutError:
+            self.proc.kill()
+            await self.proc.wait()
+
+
+# --- the caller -----------------------------------------------------------------------------
+
+
+class EchoClient:
+    """The baseline: same library, framing and id matching as RoomClient, no room."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._ids = itertools.count(1)
+        self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._ws: Any = None
+        self._reader: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> EchoClient:
+        from websockets.asyncio.client import connect
+
+        self._ws = await connect(self.url, compression=None, max_size=16 * 1024 * 1024)
+        self._reader = asyncio.get_running_loop().create_task(self._read())
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self._ws.close()
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._reader
+
+    async def _read(self) -> None:
+        async for raw in self._ws:
+            frame = json.loads(raw)
+            fut = self._pending.pop(frame.get("id"), None)
+            if fut is not None and not fut.done():
+                fut.set_result(frame.get("data") or {})
+
+    async def call(self, data: dict[str, Any]) -> dict[str, Any]:
+        rid = next(self._ids)
+        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending[rid] = fut
+        frame = {"type": "echo", "data": data, "id": rid}
+        await self._ws.send(json.dumps(frame, separators=(",", ":")))
+        return await fut
+
+
+@dataclass
+class Result:
+    path: str
+    concurrency: int
+    latencies: list[float]
+    elapsed: float
+
+    @property
+    def calls(self) -> int:
+        return len(self.latencies)
+
+    @property
+    def median_us(self) -> float:
+        return statistics.median(self.latencies) * 1e6
+
+    @property
+    def p99_us(self) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))] * 1e6
+
+    @property
+    def per_second(self) -> float:
+        return self.calls / self.elapsed if self.elapsed > 0 else 0.0
+
+
+async def measure(
+    path: str,
+    call: Callable[[], Awaitable[Any]],
+    concurrency: int,
+    max_calls: int,
+    seconds: float,
+) -> Result:
+    """Run ``call`` from ``concurrency`` workers until ``max_calls`` or ``seconds``."""
+    for _ in range(WARMUP_CALLS // concurrency or 1):
+        await asyncio.gather(*(call() for _ in range(concurrency)))
+    latencies: list[float] = []
+    issued = itertools.count()
+    started = time.perf_counter()
+    deadline = started + seconds
+    clock = time.perf_counter
+
+    async def worker() -> None:
+        while next(issued) < max_calls and clock() < deadline:
+            t0 = clock()
+            await call()
+            latencies.append(clock() - t0)
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return Result(path, concurrency, latencies, time.perf_counter() - started)
+
+
+async def run(max_calls: int, seconds: float) -> list[Result]:
+    from taskroom.host.room_client import RoomClient
+    from taskroom.host.tokens import create_token
+
+    secret = secrets.token_urlsafe(32)
+    per_measurement = seconds / 4
+    room, echo = Child("room", secret), Child("echo")
+    host: Child | None = None
+    results: list[Result] = []
+    try:
+        room_port, echo_port = await asyncio.gather(room.start(), echo.start())
+        host = Child("host", room_port, secret)
+        await host.start()
+
+        async with EchoClient(f"ws://{HOST}:{echo_port}/echo") as client:
+            for concurrency in (1, 16):
+                results.append(
+                    await measure(
+                        "raw echo",
+                        lambda: client.call(PAYLOAD),
+                        concurrency,
+                        max_calls,
+                        per_measurement,
+                    )
+                )
+
+        token = create_token(secret, room=ROOM, identity="bench-caller", role="user")
+        async with RoomClient(f"http://{HOST}:{room_port}", ROOM, token) as caller:
+            assert await caller.invoke_tool("bench", "echo", PAYLOAD) == PAYLOAD["text"]
+            for concurrency in (1, 16):
+                results.append(
+                    await measure(
+                        "room tool call",
+                        lambda: caller.invoke_tool("bench", "echo", PAYLOAD),
+                        concurrency,
+                        max_calls,
+                        per_measurement,
+                    )
+                )
+    finally:
+        for child in (host, room, echo):
+            if child is not None:
+                await child.stop()
+    return results
+
+
+# --- the report -----------------------------------------------------------------------------
+
+
+def report(results: list[Result], total_seconds: float) -> None:
+    by = {(r.path, r.concurrency): r for r in results}
+    rows = [
+        [
+            r.path,
+            str(r.concurrency),
+            f"{r.calls:,}",
+            f"{r.median_us:,.0f}",
+            f"{r.p99_us:,.0f}",
+            f"{r.per_second:,.0f}",
+        ]
+        for r in results
+    ]
+    header = ["path", "concurrency", "calls", "median µs", "p99 µs", "calls/s"]
+
+    ratio1 = by[("room tool call", 1)].median_us / by[("raw echo", 1)].median_us
+    ratio16 = by[("room tool call", 16)].median_us / by[("raw echo", 16)].median_us
+    room_rate = max(by[("room tool call", c)].per_second for c in (1, 16))
+    summary = [
+        [
+            "room / echo median, concurrency 1",
+            f"{ratio1:.2f}×",
+            f"≤ {TARGET_RATIO}×",
+            "meets" if ratio1 <= TARGET_RATIO else "MISSES",
+        ],
+        [
+            "room / echo median, concurrency 16",
+            f"{ratio16:.2f}×",
+            f"≤ {TARGET_RATIO}×",
+            "meets" if ratio16 <= TARGET_RATIO else "MISSES",
+        ],
+        [
+            "tool calls/s through the room (best)",
+            f"{room_rate:,.0f}",
+            f"≥ {TARGET_CALLS_PER_S:,}",
+            "meets" if room_rate >= TARGET_CALLS_PER_S else "MISSES",
+        ],
+    ]
+    summary_header = ["measure", "result", "DESIGN target", "status"]
+    title = (
+        f"Round trip of a small tool call through the room vs a raw WebSocket echo "
+        f"(loopback, {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, "
+        f"{total_seconds:.0f} s)"
+    )
+    try:
+        from rich.console import Console
+        from rich.table import Table
+    except ImportError:
+        print(title)
+        _plain(header, rows)
+        print()
+        _plain(summary_header, summary)
+        return
+    console = Console()
+    table = Table(title=title)
+    for i, name in enumerate(header):
+        table.add_column(name, justify="left" if i == 0 else "right")
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+    verdict = Table(title="Against the DESIGN targets")
+    for i, name in enumerate(summary_header):
+        verdict.add_column(name, justify="left" if i in (0, 3) else "right")
+    for row in summary:
+        verdict.add_row(*row)
+    console.print(verdict)
+
+
+def _plain(header: list[str], rows: list[list[str]]) -> None:
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=False)]
+    for row in [header, ["-" * w for w in widths], *rows]:
+        print(
+            "  ".join(
+                str(c).rjust(w) if i else str(c).ljust(w)
+                for i, (c, w) in enumerate(zip(row, widths, strict=False))
+            )
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["_serve"]:
+        child_main(argv[1], argv[2:])
+        return 0
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--calls", type=int, default=20_000, help="max calls per measurement")
+    parser.add_argument(
+        "--seconds", type=float, default=40.0, help="total measuring time, over 4 measurements"
+    )
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    results = asyncio.run(run(args.calls, args.seconds))
+    report(results, time.perf_counter() - started)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
