@@ -78,7 +78,12 @@ class RemoteTool(Tool):
             participant_id=self.participant_id,
             parent_call_id=context.call_id,
             on_progress=lambda event: context.progress(
-                {"kind": "tool.progress", "toolkit": self.toolkit_name, "tool": self.name, **event}
+                {
+                    "kind": "tool.progress",
+                    "toolkit": self.toolkit_name,
+                    "tool": self.name,
+                    "event": event,
+                }
             ),
         )
 

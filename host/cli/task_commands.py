@@ -39,6 +39,8 @@ def describe_event(data: dict[str, Any]) -> str:
         return f"{data.get('toolkit')}.{data.get('tool')} → {outcome}"
     if kind == "output.invalid":
         return f"output rejected (attempt {data.get('attempt')}): {data.get('error')}"
+    if kind == "tool.progress":
+        return f"  {data.get('toolkit')}: {describe_event(data.get('event') or {})}"
     if kind == "llm.answer":
         return f"answer received ({data.get('chars')} chars)"
     return f"{kind}: {data}"

@@ -54,6 +54,12 @@ class TaskRecord(BaseModel):
     def finished(self) -> bool:
         return self.status in FINISHED
 
+    @property
+    def principal(self) -> str | None:
+        """Whom the task is for: the participant it runs on behalf of, else its caller."""
+        behalf = self.caller.get("on_behalf_of") or {}
+        return behalf.get("name") or self.caller.get("name")
+
 
 class TaskEvent(BaseModel):
     seq: int
@@ -158,7 +164,7 @@ class SQLiteTaskStore(TaskStore):
                 task.agent,
                 task.status,
                 task.batch_id,
-                task.caller.get("name"),
+                task.principal,
                 task.created_at,
                 task.finished_at,
                 task.model_dump_json(),
