@@ -19,6 +19,7 @@ from taskroom.host.tokens import SECRET_ENV
 
 WEBHOOK_SECRET_ENV = "TASKROOM_WEBHOOK_SECRET"
 SIGNATURE_HEADER = "Taskroom-Signature"
+ROOM_CALL_EVENT = "room.call"
 SIGNATURE_TTL = 300.0
 """How long a signature stays valid: long enough for clock skew, short against replays."""
 

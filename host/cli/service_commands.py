@@ -137,7 +137,7 @@ async def _serve(service: ServiceHost, room_url: str, room: str, token: str) -> 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     base_url = await service.start()
-    stderr.print(f"service on {base_url}", highlight=False)
+    stderr.print(f"service on {base_url}", highlight=False, soft_wrap=True)
     try:
         async with RoomClient(room_url, room, token, reconnect=False) as client:
             for service_path in service.paths.values():
@@ -149,8 +149,9 @@ async def _serve(service: ServiceHost, room_url: str, room: str, token: str) -> 
                     f"{joined.get('identity')} joined room {room} as "
                     f"{joined.get('participant_id')} (from {base_url}{service_path.path})",
                     highlight=False,
+                    soft_wrap=True,
                 )
         await stop.wait()
-        stderr.print("stopping: every agent leaves its room", highlight=False)
+        stderr.print("stopping: every agent leaves its room", highlight=False, soft_wrap=True)
     finally:
         await service.stop()

@@ -1,0 +1,304 @@
+"""ServiceHost: an HTTP service whose agents rooms call in by signed webhook.
+
+A room's ``room.call`` posts a signed ``room.call`` webhook to one of the service's paths.
+The service makes a new agent for that call, joins it to the room with the token the room
+minted, and answers only once the agent has started, so the caller learns at once whether
+the agent is really there. One service serves many rooms at once; each agent lives until
+the room dismisses it, its connection is closed for good, or the service stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, Field, ValidationError
+
+from taskroom.host.protocol import ErrorCode, RoomError
+from taskroom.host.room_client import RoomClient
+from taskroom.host.webhooks import (
+    ROOM_CALL_EVENT,
+    SIGNATURE_HEADER,
+    WebhookError,
+    service_webhook_secret,
+    verify_webhook,
+)
+
+logger = logging.getLogger(__name__)
+
+WELL_KNOWN_PATH = "/.well-known/taskroom-service.json"
+START_TIMEOUT = 50.0
+"""Bound on joining and starting one agent; below the room's 60 s webhook deadline, so an
+agent the room has given up on never joins late."""
+MAX_BODY_BYTES = 1024 * 1024
+
+
+class ServiceAgent(Protocol):
+    """What a service hosts: anything started in a room and stopped again (a TaskRunner)."""
+
+    async def start(self, room: RoomClient) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+AgentFactory = Callable[[], ServiceAgent]
+F = TypeVar("F", bound=AgentFactory)
+InstanceKey = tuple[str, str, str]
+"""(room_url, room_name, participant_id): one agent instance in one room."""
+
+
+@dataclass(frozen=True)
+class ServicePath:
+    """An agent the service offers at ``path``; ``identity`` is the name it joins rooms as."""
+
+    path: str
+    factory: AgentFactory
+    identity: str
+
+
+@dataclass
+class ServiceInstance:
+    """One agent called into one room."""
+
+    service_path: ServicePath
+    agent: ServiceAgent
+    client: RoomClient
+    arguments: dict[str, Any] = field(default_factory=dict)
+
+
+class _RoomCallData(BaseModel):
+    room_url: str = Field(min_length=1)
+    room_name: str = Field(min_length=1)
+    token: str = Field(min_length=1)
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+
+class ServiceHost:
+    """Hosts agent classes (or zero-argument factories) at HTTP paths.
+
+    ``GET /`` is health, ``GET /.well-known/taskroom-service.json`` describes each agent,
+    and ``POST <path>`` is the webhook a room calls an agent in with.
+    """
+
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, webhook_secret: str | None = None
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.webhook_secret = service_webhook_secret(webhook_secret)
+        self.paths: dict[str, ServicePath] = {}
+        self.instances: dict[InstanceKey, ServiceInstance] = {}
+        self.base_url: str | None = None
+        self._runner: web.AppRunner | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._descriptions: dict[str, dict[str, Any]] = {}
+
+    # --- paths --------------------------------------------------------------------
+
+    def path(self, path: str, *, identity: str) -> Callable[[F], F]:
+        """Decorator form of :meth:`add_path`; returns the class or factory unchanged."""
+
+        def register(factory: F) -> F:
+            self.add_path(path, factory, identity)
+            return factory
+
+        return register
+
+    def add_path(self, path: str, factory: AgentFactory, identity: str) -> None:
+        """Offer ``factory``'s agents at ``path``; each room call builds a new one."""
+        if not path.startswith("/") or path == "/" or path == WELL_KNOWN_PATH:
+            raise ValueError(f"invalid agent path {path!r}: use '/name', not '/' or the well-known")
+        if path in self.paths:
+            raise ValueError(f"path {path!r} is already taken by {self.paths[path].identity!r}")
+        if not 1 <= len(identity) <= 128:
+            raise ValueError(f"identity {identity!r} must have 1 to 128 characters")
+        self.paths[path] = ServicePath(path, factory, identity)
+
+    # --- lifecycle ------------------------------------------------------------------
+
+    async def start(self) -> str:
+        """Serve on ``host:port`` (0 picks a free port); returns the base URL."""
+        if self._runner is not None:
+            raise RuntimeError("the service is already started")
+        app = web.Application(client_max_size=MAX_BODY_BYTES)
+        app.router.add_get("/", self._health)
+        app.router.add_get(WELL_KNOWN_PATH, self._well_known)
+        app.router.add_post("/{path:.*}", self._webhook)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, self.host, self.port).start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        self.port = runner.addresses[0][1]
+        self.base_url = f"http://{self.host}:{self.port}"
+        logger.info("service listening on %s with %s", self.base_url, ", ".join(self.paths))
+        return self.base_url
+
+    async def stop(self) -> None:
+        """Stop taking calls, then stop every agent so each leaves its room."""
+        if self._runner is not None:
+            runner, self._runner = self._runner, None
+            await runner.cleanup()
+        await asyncio.gather(
+            *(self._stop_instance(key, "the service is stopping") for key in list(self.instances))
+        )
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def __aenter__(self) -> ServiceHost:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # --- HTTP -----------------------------------------------------------------------
+
+    async def _health(self, request: web.Request) -> web.Response:
+        return web.json_response(
+            {"status": "ok", "paths": sorted(self.paths), "instances": len(self.instances)}
+        )
+
+    async def _well_known(self, request: web.Request) -> web.Response:
+        return web.json_response(
+            {"service": "taskroom", "agents": [self.describe(p) for p in self.paths.values()]}
+        )
+
+    def describe(self, service_path: ServicePath) -> dict[str, Any]:
+        """What a room needs to know about a path's agent, read off a throwaway instance."""
+        cached = self._descriptions.get(service_path.path)
+        if cached is not None:
+            return cached
+        head: dict[str, Any] = {"path": service_path.path, "identity": service_path.identity}
+        try:
+            agent = service_path.factory()
+        except Exception as exc:
+            logger.warning("cannot describe %s: %r", service_path.path, exc)
+            return {**head, "error": f"the agent cannot be built: {_reason(exc)}"}
+        described = {
+            **head,
+            "name": getattr(agent, "name", service_path.identity),
+            "title": getattr(agent, "title", None),
+            "description": getattr(agent, "description", ""),
+            "input_schema": getattr(agent, "input_schema", None),
+            "output_schema": getattr(agent, "output_schema", None),
+            "kind": getattr(agent, "kind", None),
+            "labels": list(getattr(agent, "labels", [])),
+            "supports_tools": bool(getattr(agent, "supports_tools", False)),
+        }
+        self._descriptions[service_path.path] = described
+        return described
+
+    async def _webhook(self, request: web.Request) -> web.Response:
+        service_path = self.paths.get(request.path)
+        if service_path is None:
+            offered = ", ".join(sorted(self.paths)) or "none"
+            return _error(404, f"no agent at path {request.path!r}; this service has: {offered}")
+        body = await request.read()
+        try:
+            verify_webhook(body, request.headers.get(SIGNATURE_HEADER), self.webhook_secret)
+        except WebhookError as exc:
+            logger.warning("refused a webhook to %s: %s", request.path, exc)
+            return _error(401, str(exc))
+        try:
+            call = _parse_room_call(body)
+        except ValueError as exc:
+            return _error(400, str(exc))
+        try:
+            instance = await asyncio.wait_for(
+                self._start_instance(service_path, call), START_TIMEOUT
+            )
+        except TimeoutError:
+            return _error(
+                500, f"agent {service_path.identity!r} did not start within {START_TIMEOUT:g} s"
+            )
+        except Exception as exc:
+            logger.warning("agent %s failed to start: %r", service_path.identity, exc)
+            return _error(500, f"agent {service_path.identity!r} failed to start: {_reason(exc)}")
+        participant = instance.client.participant
+        assert participant is not None
+        return web.json_response({"participant_id": participant.id, "identity": participant.name})
+
+    # --- instances ------------------------------------------------------------------
+
+    async def _start_instance(
+        self, service_path: ServicePath, call: _RoomCallData
+    ) -> ServiceInstance:
+        """Build, join and start one agent; on any failure its connection is closed."""
+        agent = service_path.factory()
+        client = RoomClient(call.room_url, call.room_name, call.token)
+        await client.connect()
+        try:
+            await agent.start(client)
+            if client.closed:
+                raise RoomError(
+                    ErrorCode.UNAVAILABLE, "the room closed the connection during start"
+                )
+        except BaseException:
+            await client.close()
+            raise
+        assert client.participant is not None
+        key = (call.room_url, call.room_name, client.participant.id)
+        instance = ServiceInstance(service_path, agent, client, call.arguments)
+        self.instances[key] = instance
+        client.on("room.dismissed", lambda data: self._spawn(self._stop_instance(key, "dismissed")))
+        client.on("closed", lambda data: self._spawn(self._stop_instance(key, "connection closed")))
+        logger.info("%s joined room %s as %s", service_path.identity, call.room_name, key[2])
+        return instance
+
+    async def _stop_instance(self, key: InstanceKey, reason: str) -> None:
+        instance = self.instances.pop(key, None)
+        if instance is None:
+            return
+        logger.info("stopping %s in room %s (%s)", instance.service_path.identity, key[1], reason)
+        try:
+            if not instance.client.connected.is_set():
+                # A room that is away cannot be told; do not let stop() wait for a reconnect.
+                await instance.client.close()
+            await instance.agent.stop()
+        except Exception:
+            logger.exception("agent %s did not stop cleanly", instance.service_path.identity)
+        finally:
+            await instance.client.close()
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+def _parse_room_call(body: bytes) -> _RoomCallData:
+    try:
+        payload = json.loads(body)
+    except ValueError as exc:
+        raise ValueError(f"the webhook body is not JSON: {exc}") from None
+    if not isinstance(payload, dict):
+        raise ValueError("the webhook body must be a JSON object")
+    event = payload.get("event")
+    if event != ROOM_CALL_EVENT:
+        raise ValueError(f"unsupported event {event!r}; this service takes {ROOM_CALL_EVENT!r}")
+    try:
+        return _RoomCallData.model_validate(payload.get("data"))
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'data'}: {e['msg']}" for e in exc.errors()
+        )
+        raise ValueError(f"invalid {ROOM_CALL_EVENT} data: {problems}") from None
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, RoomError):
+        return exc.message
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)

@@ -1,0 +1,80 @@
+"""Run one task on each LLM task runner in a room and print both results as JSON.
+
+    python invoke/invoke_llm_taskrunner.py --room myroom [--url URL] [--token TOKEN]
+
+The runners must be in the room, e.g. called in with
+``taskroom service run invoke/llm_taskrunner_service.py --room myroom``. Edit the prompts
+and DEFAULT_OUTPUT_SCHEMA below to try your own tasks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from typing import Any
+
+from taskroom.host.protocol import RoomError
+from taskroom.host.room_client import RoomClient
+from taskroom.host.tokens import TokenError, create_token, load_secret
+
+DEFAULT_OUTPUT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "title": {"type": "string"},
+        "steps": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+        "difficulty": {"type": "string", "enum": ["easy", "medium", "hard"]},
+    },
+    "required": ["title", "steps", "difficulty"],
+    "additionalProperties": False,
+}
+"""What the dynamic runner's answer must fit."""
+
+PROMPT = "In one sentence: why do rooms route tool calls instead of agents calling each other?"
+DYNAMIC_PROMPT = "Plan how to brew a good cup of tea."
+DEFAULT_URL = "http://127.0.0.1:8765"
+
+
+async def main(url: str, room: str, token: str) -> dict[str, Any]:
+    """Run both tasks at once through the room; returns each runner's result by name."""
+    async with RoomClient(url, room, token, reconnect=False) as client:
+        fixed, dynamic = await asyncio.gather(
+            client.invoke_tool("llm-task-runner", "run_llm-task-runner_task", {"prompt": PROMPT}),
+            client.invoke_tool(
+                "dynamic-llm-task-runner",
+                "run_dynamic-llm-task-runner_task",
+                {"prompt": DYNAMIC_PROMPT, "output_schema": DEFAULT_OUTPUT_SCHEMA},
+            ),
+        )
+    return {"llm-task-runner": fixed, "dynamic-llm-task-runner": dynamic}
+
+
+def _parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--room", default=os.environ.get("TASKROOM_ROOM"))
+    parser.add_argument("--url", default=os.environ.get("TASKROOM_URL", DEFAULT_URL))
+    parser.add_argument(
+        "--token",
+        default=os.environ.get("TASKROOM_TOKEN"),
+        help="participant token; without one, minted from TASKROOM_SECRET or .taskroom/",
+    )
+    args = parser.parse_args()
+    if not args.room:
+        parser.error("--room (or TASKROOM_ROOM) is required")
+    return args
+
+
+if __name__ == "__main__":
+    args = _parse_args()
+    try:
+        token = args.token or create_token(
+            load_secret(create=False), room=args.room, identity=os.environ.get("USER", "invoke")
+        )
+        results = asyncio.run(main(args.url, args.room, token))
+    except TokenError as exc:
+        sys.exit(f"error: no --token given and none can be minted here: {exc}")
+    except RoomError as exc:
+        sys.exit(f"error: {exc.code.value}: {exc.message}")
+    print(json.dumps(results, indent=2, ensure_ascii=False))
