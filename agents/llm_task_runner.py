@@ -100,6 +100,12 @@ class LLMTaskRunner(TaskRunner):
         self.input_prompt = input_prompt
         self.max_repairs = max_repairs
 
+    async def stop(self) -> None:
+        await super().stop()
+        aclose = getattr(self.llm_adapter, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
     def init_chat_context(self) -> ChatContext:
         chat = self.llm_adapter.create_chat_context()
         chat.append_rules(self.rules)

@@ -17,6 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 MAX_FRAME_BYTES = 4 * 1024 * 1024
 """Default cap on one text frame; a larger frame is refused with ``invalid_request``."""
 
+DISMISSED_CLOSE_CODE = 4001
+"""WebSocket close code of a room dismissing a participant: the client must not reconnect."""
+
 RESPONSE = "response"
 ERROR = "error"
 

@@ -32,9 +32,6 @@ logger = logging.getLogger(__name__)
 EventHandler = Callable[[dict[str, Any]], Any]
 ProgressHandler = Callable[[dict[str, Any]], Any]
 
-DISMISSED_CLOSE_CODE = 4001
-"""Close code of a room dismissing a participant: the client must not reconnect."""
-
 
 def websocket_url(base_url: str, room: str) -> str:
     """``http://host:port`` (or ws://) to the room's WebSocket URL."""
@@ -193,7 +190,7 @@ class RoomClient:
             self._fail_pending("connection to the room was lost")
             for task in list(self._serving.values()):
                 task.cancel()
-            if ws.close_code == DISMISSED_CLOSE_CODE and self._dismissed is None:
+            if ws.close_code == protocol.DISMISSED_CLOSE_CODE and self._dismissed is None:
                 self._dismissed = "dismissed by the room"
             reason = self._dismissed or "connection lost"
             self._emit("disconnected", {"reason": reason})

@@ -146,7 +146,7 @@ async def test_dismissing_an_unknown_participant_is_not_found(client: RoomClient
 async def test_a_dismissed_client_closes_instead_of_reconnecting(
     client: RoomClient, room_url: str
 ) -> None:
-    token = create_token(SECRET, room=client.room_name, identity="bob", role="user")
+    token = create_token(SECRET, room=client.room_name, identity="bob", role="agent")
     bob = RoomClient(room_url, client.room_name, token, reconnect=True, backoff=(0.05, 0.1))
     await bob.connect()
     closed: asyncio.Future[dict] = asyncio.get_running_loop().create_future()
@@ -158,6 +158,16 @@ async def test_a_dismissed_client_closes_instead_of_reconnecting(
     assert "bob" not in {p.name for p in await client.list_participants()}
     assert bob.closed
     await bob.close()
+
+
+async def test_a_user_cannot_dismiss_another_user(client: RoomClient, room_url: str) -> None:
+    token = create_token(SECRET, room=client.room_name, identity="carol", role="user")
+    async with RoomClient(room_url, client.room_name, token, reconnect=False) as carol:
+        assert carol.participant is not None
+        with pytest.raises(RoomError) as err:
+            await client.request("room.dismiss", {"participant_id": carol.participant.id})
+        assert err.value.code == ErrorCode.PERMISSION_DENIED
+        assert "carol" in {p.name for p in await client.list_participants()}
 
 
 @pytest.mark.parametrize(

@@ -37,6 +37,10 @@ def room_serve(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port for HTTP and WebSocket.")] = 8765,
     data_dir: DataDirOpt = DEFAULT_DATA_DIR,
+    public_url: Annotated[
+        str | None,
+        typer.Option(help="URL agents are told to join (when binding 0.0.0.0 or behind a proxy)."),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Serve rooms over WebSocket at /rooms/{room}, health at /healthz."""
@@ -44,7 +48,7 @@ def room_serve(
 
     setup_logging(verbose)
     try:
-        server = build_room_server(data_dir=data_dir)
+        server = build_room_server(data_dir=data_dir, public_url=public_url)
     except (TokenError, OSError) as exc:
         fail(str(exc))
     stderr.print(f"room server on http://{host}:{port} (data in {data_dir})")

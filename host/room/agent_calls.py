@@ -20,7 +20,6 @@ from taskroom.host.messages import Dismiss, RoomCall
 from taskroom.host.protocol import ErrorCode, Frame, RoomError
 from taskroom.host.room.participant import Participant
 from taskroom.host.room.room import Room
-from taskroom.host.room_client import DISMISSED_CLOSE_CODE
 from taskroom.host.tokens import SECRET_ENV, create_token
 from taskroom.host.webhooks import (
     ROOM_CALL_EVENT,
@@ -43,6 +42,12 @@ def install_agent_calls(server: RoomServer, room: Room) -> None:
         return await call_agent(server, room, req)
 
     async def dismiss(p: Participant, req: Dismiss, frame: Frame) -> dict[str, Any]:
+        target = room.participants.get(req.participant_id)
+        if target is not None and target.info.role not in ("agent", "tool") and not p.allows("*"):
+            raise RoomError(
+                ErrorCode.PERMISSION_DENIED,
+                "only agents and tool hosts can be dismissed, unless your token grants '*'",
+            )
         return await dismiss_participant(room, req.participant_id, f"dismissed by {p.name}")
 
     room.handle("room.call", RoomCall, call, background=True, grant="room.call")
@@ -51,11 +56,7 @@ def install_agent_calls(server: RoomServer, room: Room) -> None:
 
 def room_webhook_secret(server: RoomServer) -> str:
     """The server's ``webhook_secret``, else TASKROOM_WEBHOOK_SECRET, else its signing secret."""
-    return (
-        getattr(server, "webhook_secret", None)
-        or os.environ.get(WEBHOOK_SECRET_ENV)
-        or server.secret
-    )
+    return server.webhook_secret or os.environ.get(WEBHOOK_SECRET_ENV) or server.secret
 
 
 async def call_agent(server: RoomServer, room: Room, req: RoomCall) -> dict[str, Any]:
@@ -64,7 +65,7 @@ async def call_agent(server: RoomServer, room: Room, req: RoomCall) -> dict[str,
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise RoomError(ErrorCode.INVALID_REQUEST, f"{url!r} is not an http(s) URL")
-    room_url = getattr(server, "public_url", None) or server.base_url
+    room_url = server.public_url or server.base_url
     if room_url is None:
         raise RoomError(ErrorCode.UNAVAILABLE, "the room server is not listening on a URL yet")
     token = create_token(server.secret, room=room.name, identity=req.name, role=req.role)
@@ -151,5 +152,5 @@ async def dismiss_participant(room: Room, participant_id: str, reason: str) -> d
             ErrorCode.NOT_FOUND, f"no participant {participant_id!r} is in room {room.name!r}"
         )
     await target.send(protocol.encode(DISMISSED_EVENT, {"reason": reason}))
-    await target.ws.close(code=DISMISSED_CLOSE_CODE, message=b"dismissed")
+    await target.ws.close(code=protocol.DISMISSED_CLOSE_CODE, message=b"dismissed")
     return {"participant_id": target.id, "name": target.name, "dismissed": True}

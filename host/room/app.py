@@ -4,12 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from taskroom.host.room.agent_calls import install_agent_calls
 from taskroom.host.room.server import RoomServer
+from taskroom.host.room.studio import install_studio
 from taskroom.host.tasks import install_tasks
 
 
-def build_room_server(*, data_dir: Path | str, secret: str | None = None) -> RoomServer:
-    """The full room server: core routing plus the capabilities added as they land."""
-    server = RoomServer(data_dir=data_dir, secret=secret)
+def build_room_server(
+    *, data_dir: Path | str, secret: str | None = None, public_url: str | None = None
+) -> RoomServer:
+    """The full room server: core routing, tasks, agent calls and the Studio."""
+    server = RoomServer(data_dir=data_dir, secret=secret, public_url=public_url)
     install_tasks(server)
+    server.room_setup.append(install_agent_calls)
+    install_studio(server)
     return server

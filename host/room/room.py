@@ -75,6 +75,8 @@ class Room:
         self.schemas: dict[str, dict[str, Any]] = {}
         self.calls: dict[str, PendingCall] = {}
         self.load: dict[tuple[str, str], int] = {}
+        self.read_only_serving: dict[str, int] = {}
+        """Read-only calls each participant is serving: its untagged calls are read_only too."""
         self._order = itertools.count()
         self._last_used: dict[tuple[str, str], int] = {}
         self.handlers: dict[str, tuple[type[BaseModel], Handler, bool]] = {}
@@ -403,6 +405,8 @@ class Room:
         self.calls[call.call_id] = call
         key = (host.id, toolkit)
         self.load[key] = self.load.get(key, 0) + 1
+        if read_only:
+            self.read_only_serving[host.id] = self.read_only_serving.get(host.id, 0) + 1
         self._last_used[key] = next(self._order)
         loop = asyncio.get_running_loop()
         call.timer = loop.call_later(timeout, lambda: loop.create_task(self._expire(call, timeout)))
@@ -428,6 +432,9 @@ class Room:
                 task_id=parent.task_id,
                 read_only=parent.read_only,
             )
+        elif self.read_only_serving.get(p.id):
+            # A host serving a read_only task cannot escape it by leaving out parent_call_id.
+            origin.read_only = True
         for hook in self.invoke_hooks:
             if await hook(p, req, frame, origin):
                 return NO_REPLY
@@ -511,6 +518,12 @@ class Room:
         key = (call.host.id, call.toolkit)
         if key in self.load:
             self.load[key] = max(0, self.load[key] - 1)
+        if call.read_only:
+            left = self.read_only_serving.get(call.host.id, 0) - 1
+            if left > 0:
+                self.read_only_serving[call.host.id] = left
+            else:
+                self.read_only_serving.pop(call.host.id, None)
         await call.reply(ok, data)
 
     async def _host_answer(self, p: Participant, frame: Frame) -> None:

@@ -40,6 +40,8 @@ class RoomServer:
         max_frame_bytes: int = protocol.MAX_FRAME_BYTES,
         heartbeat: float = HEARTBEAT_SECONDS,
         room_setup: list[RoomSetup] | None = None,
+        public_url: str | None = None,
+        webhook_secret: str | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.secret = secret or load_secret(self.data_dir)
@@ -53,6 +55,9 @@ class RoomServer:
         self.app.router.add_get("/rooms/{room}", self._join)
         self.app.on_shutdown.append(self._on_shutdown)
         self.base_url: str | None = None
+        self.public_url = public_url.rstrip("/") if public_url else None
+        """The URL agents are told to join; needed when binding 0.0.0.0 or behind a proxy."""
+        self.webhook_secret = webhook_secret
         self._runner: web.AppRunner | None = None
         self._sockets: set[web.WebSocketResponse] = set()
 

@@ -1,0 +1,207 @@
+"""Concurrent tasks through a room against a slow LLM, beside the same calls made directly.
+
+    python bench/concurrent_tasks.py [--tasks 1000] [--latency 1.0] [--agents 2]
+
+Four processes on loopback: the scripted LLM (every answer waits --latency seconds), the
+room server, the agent process(es) (LLMTaskRunner, one OpenAI client each), and this
+script, which starts every task at once and waits for all. The baseline is the same
+number of concurrent LLM requests sent straight from one process with the same client,
+so the table shows what the room and the runner add. DESIGN's target: 1,000 tasks with
+1 s latency finish within 1.5 s, none lost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+from openai import AsyncOpenAI, DefaultAsyncHttpxClient
+from rich.console import Console
+from rich.table import Table
+
+from taskroom.host.room_client import RoomClient
+from taskroom.host.tokens import create_token
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+SECRET = "bench-secret-" + "x" * 32
+ROOM = "bench"
+
+AGENT_SCRIPT = """
+import asyncio, sys, httpx
+from openai import AsyncOpenAI, DefaultAsyncHttpxClient
+from taskroom.agents import LLMTaskRunner, OpenAIResponsesAdapter
+from taskroom.host.room_client import RoomClient
+
+async def main(url, room, token, base_url, concurrency):
+    http = DefaultAsyncHttpxClient(limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency))
+    client = AsyncOpenAI(base_url=base_url, api_key="bench", http_client=http, max_retries=0)
+    runner = LLMTaskRunner(llm_adapter=OpenAIResponsesAdapter(client=client), max_concurrency=concurrency, max_repairs=0)
+    async with RoomClient(url, room, token) as c:
+        await runner.start(c)
+        await asyncio.Event().wait()
+
+asyncio.run(main(*sys.argv[1:5], int(sys.argv[5])))
+"""
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def spawn(args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        args,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+async def wait_up(url: str) -> None:
+    async with httpx.AsyncClient() as http:
+        for _ in range(200):
+            try:
+                if (await http.get(url)).status_code < 500:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up")
+
+
+async def direct(base_url: str, n: int) -> float:
+    http = DefaultAsyncHttpxClient(
+        limits=httpx.Limits(max_connections=n, max_keepalive_connections=n)
+    )
+    client = AsyncOpenAI(base_url=base_url, api_key="bench", http_client=http, max_retries=0)
+    began = time.perf_counter()
+    await asyncio.gather(
+        *(client.responses.create(model="scripted-model", input=f"task {i}") for i in range(n))
+    )
+    elapsed = time.perf_counter() - began
+    await client.close()
+    return elapsed
+
+
+async def through_room(url: str, n: int) -> tuple[float, int, int]:
+    token = create_token(SECRET, room=ROOM, identity="bench", role="admin")
+    async with RoomClient(url, ROOM, token) as client:
+        began = time.perf_counter()
+        started = await asyncio.gather(
+            *(client.tasks.start("llm-task-runner", {"prompt": f"task {i}"}) for i in range(n))
+        )
+        ids = [s["task_ids"][0] for s in started]
+        waited = await asyncio.gather(*(client.tasks.wait(t, timeout=120) for t in ids))
+        elapsed = time.perf_counter() - began
+    completed = sum(1 for w in waited if w["tasks"][0]["status"] == "completed")
+    return elapsed, completed, len(set(ids))
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=1000)
+    parser.add_argument("--latency", type=float, default=1.0)
+    parser.add_argument("--agents", type=int, default=2)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+
+    llm_port, room_port = free_port(), free_port()
+    llm_url = f"http://127.0.0.1:{llm_port}/v1"
+    room_url = f"http://127.0.0.1:{room_port}"
+    data = tempfile.mkdtemp(prefix="taskroom-bench-")
+    procs = [
+        spawn(
+            [
+                str(BIN / "taskroom"),
+                "llm",
+                "serve-test",
+                "--port",
+                str(llm_port),
+                "--latency",
+                str(args.latency),
+            ]
+        ),
+        spawn(
+            [str(BIN / "taskroom"), "room", "serve", "--port", str(room_port), "--data-dir", data],
+            {"TASKROOM_SECRET": SECRET},
+        ),
+    ]
+    try:
+        await wait_up(f"{llm_url}/models")
+        await wait_up(f"{room_url}/healthz")
+        per_agent = -(-args.tasks // args.agents)
+        for _ in range(args.agents):
+            token = create_token(SECRET, room=ROOM, identity="llm-task-runner", role="agent")
+            procs.append(
+                spawn(
+                    [
+                        sys.executable,
+                        "-c",
+                        AGENT_SCRIPT,
+                        room_url,
+                        ROOM,
+                        token,
+                        llm_url,
+                        str(per_agent),
+                    ]
+                )
+            )
+        admin = create_token(SECRET, room=ROOM, identity="bench", role="admin")
+        async with RoomClient(room_url, ROOM, admin) as client:
+            while len(await client.list_toolkits(name="llm-task-runner")) < args.agents:
+                await asyncio.sleep(0.1)
+        await through_room(room_url, min(50, args.tasks))  # warm up connections
+        await direct(llm_url, min(50, args.tasks))
+        direct_times, room_times, lost = [], [], 0
+        for _ in range(args.runs):
+            direct_times.append(await direct(llm_url, args.tasks))
+            elapsed, completed, unique = await through_room(room_url, args.tasks)
+            room_times.append(elapsed)
+            lost += args.tasks - completed + (args.tasks - unique)
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(10)
+
+    table = Table(
+        title=f"{args.tasks} concurrent tasks, LLM latency {args.latency:g} s, {args.agents} agent processes, {args.runs} runs"
+    )
+    table.add_column("path")
+    table.add_column("median s", justify="right")
+    table.add_column("min s", justify="right")
+    table.add_row(
+        "direct LLM calls (baseline)",
+        f"{statistics.median(direct_times):.2f}",
+        f"{min(direct_times):.2f}",
+    )
+    table.add_row(
+        "tasks through the room", f"{statistics.median(room_times):.2f}", f"{min(room_times):.2f}"
+    )
+    console = Console()
+    console.print(table)
+    ratio = statistics.median(room_times) / statistics.median(direct_times)
+    target = 1.5 * args.latency
+    console.print(
+        f"room / direct: {ratio:.2f}x; tasks lost or duplicated: {lost}; "
+        f"DESIGN target: all {args.tasks} within {target:g} s -> "
+        f"{'meets' if statistics.median(room_times) <= target and not lost else 'MISSES'}"
+    )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,170 @@
+"""The gateway's fixed tools: mcp-task's six names and input property names.
+
+Keeping the names lets a user move from mcp-task by changing one line of client config;
+the behaviour behind them is the room's (durable tasks, prompt cancel, pushed progress).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import mcp_types as types
+
+from taskroom.host.mcp.models import BUILTIN_CLASSES
+
+DEFAULT_AGENT = "llm-task-runner"
+DEFAULT_WAIT_SECONDS = 300.0
+MAX_WAIT_SECONDS = 3600.0
+STATUSES = ["pending", "running", "completed", "failed", "cancelled"]
+AGENT_TOOL_PREFIX = "agent_"
+_MAX_TOOL_NAME = 64  # the strictest common client limit (e.g. ^[a-zA-Z0-9_-]{1,64}$)
+
+_ID = {"type": "string", "minLength": 1, "maxLength": 128}
+
+
+def _object(properties: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
+    schema: dict[str, Any] = {
+        "type": "object",
+        "properties": properties,
+        "additionalProperties": False,
+    }
+    if required:
+        schema["required"] = required
+    return schema
+
+
+_MODEL_NAME = {"type": "string", "minLength": 1, "maxLength": 200}
+
+RUN_TASK = types.Tool(
+    name="run_task",
+    title="Run a task",
+    description=(
+        "Start a task on an agent in the room and return its id at once; the task runs in "
+        "the background and survives this connection. Give 'model' as a model class ("
+        + ", ".join(BUILTIN_CLASSES)
+        + ") or a concrete model name; an array of models starts one task per model as a "
+        "batch, which must be read_only. 'files' are read by the gateway and included in "
+        "the prompt. Follow up with wait_for_task, check_task_status and get_task_result."
+    ),
+    input_schema=_object(
+        {
+            "task": {"type": "string", "minLength": 1, "description": "What the agent should do."},
+            "model": {
+                "oneOf": [
+                    _MODEL_NAME,
+                    {"type": "array", "items": _MODEL_NAME, "minItems": 1, "maxItems": 16},
+                ],
+                "description": "Model class or model name, or an array of them for a batch. "
+                "Default: standard.",
+            },
+            "context": {"type": "string", "description": "Background the agent needs."},
+            "output": {"type": "string", "description": "The desired output or success state."},
+            "files": {
+                "type": "array",
+                "items": {"type": "string", "minLength": 1},
+                "maxItems": 64,
+                "description": "Paths of text files to include in the prompt (relative to the "
+                "gateway's working folder, inside its allowed folders).",
+            },
+            "read_only": {
+                "type": "boolean",
+                "default": False,
+                "description": "Allow only read-only tools; required for a batch.",
+            },
+            "agent": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": 128,
+                "description": f"Agent (task runner) in the room. Default: {DEFAULT_AGENT}.",
+            },
+        },
+        ["task"],
+    ),
+    annotations=types.ToolAnnotations(
+        read_only_hint=False, destructive_hint=False, open_world_hint=True
+    ),
+)
+
+CHECK_TASK_STATUS = types.Tool(
+    name="check_task_status",
+    title="Check a task's status",
+    description="Status of a task with its latest progress; does not return the result.",
+    input_schema=_object({"task_id": _ID}, ["task_id"]),
+    annotations=types.ToolAnnotations(read_only_hint=True, idempotent_hint=True),
+)
+
+GET_TASK_RESULT = types.Tool(
+    name="get_task_result",
+    title="Get a task's result",
+    description="Result (or error) of a finished task; an error while it is still running.",
+    input_schema=_object({"task_id": _ID}, ["task_id"]),
+    annotations=types.ToolAnnotations(read_only_hint=True, idempotent_hint=True),
+)
+
+CANCEL_TASK = types.Tool(
+    name="cancel_task",
+    title="Cancel a task or batch",
+    description="Cancel a task (task_id) or every unfinished task of a batch (batch_id); "
+    "a running model call is aborted at once.",
+    input_schema=_object({"task_id": _ID, "batch_id": _ID}),
+    annotations=types.ToolAnnotations(read_only_hint=False, destructive_hint=True),
+)
+
+WAIT_FOR_TASK = types.Tool(
+    name="wait_for_task",
+    title="Wait for a task or batch",
+    description=(
+        "Wait until a task (task_id) finishes, or for a batch (batch_id): by default until "
+        "the next of its tasks finishes, with return_all until all have. Returns results. "
+        "Sends progress notifications every second while waiting."
+    ),
+    input_schema=_object(
+        {
+            "task_id": _ID,
+            "batch_id": _ID,
+            "timeout_seconds": {
+                "type": "number",
+                "exclusiveMinimum": 0,
+                "maximum": MAX_WAIT_SECONDS,
+                "default": DEFAULT_WAIT_SECONDS,
+                "description": f"Give up after this long (default {DEFAULT_WAIT_SECONDS:g}); "
+                "the task goes on.",
+            },
+            "return_all": {
+                "type": "boolean",
+                "default": False,
+                "description": "For a batch: wait for all of its tasks.",
+            },
+        }
+    ),
+    annotations=types.ToolAnnotations(read_only_hint=True, idempotent_hint=True),
+)
+
+LIST_TASKS = types.Tool(
+    name="list_tasks",
+    title="List tasks",
+    description="This gateway's tasks, newest first, with counts per status.",
+    input_schema=_object(
+        {
+            "status_filter": {"type": "string", "enum": STATUSES},
+            "batch_id": _ID,
+            "recent_only": {
+                "type": "boolean",
+                "default": False,
+                "description": "Only tasks created in the last 2 hours.",
+            },
+        }
+    ),
+    annotations=types.ToolAnnotations(read_only_hint=True, idempotent_hint=True),
+)
+
+TASK_TOOLS: dict[str, types.Tool] = {
+    t.name: t
+    for t in (RUN_TASK, CHECK_TASK_STATUS, GET_TASK_RESULT, CANCEL_TASK, WAIT_FOR_TASK, LIST_TASKS)
+}
+
+
+def agent_tool_name(agent: str) -> str:
+    """``agent_<name>`` with what strict clients refuse replaced by '_'."""
+    return (AGENT_TOOL_PREFIX + re.sub(r"[^A-Za-z0-9_-]", "_", agent))[:_MAX_TOOL_NAME]
