@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
+import httpx2 as httpx
 from openai import AsyncOpenAI, DefaultAsyncHttpxClient
 from rich.console import Console
 from rich.table import Table
@@ -36,7 +36,8 @@ SECRET = "bench-secret-" + "x" * 32
 ROOM = "bench"
 
 AGENT_SCRIPT = """
-import asyncio, sys, httpx
+import asyncio, sys
+import httpx2 as httpx
 from openai import AsyncOpenAI, DefaultAsyncHttpxClient
 from taskroom.agents import LLMTaskRunner, OpenAIResponsesAdapter
 from taskroom.host.room_client import RoomClient
