@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from taskroom.host.cli.llm_commands import llm_app
+from taskroom.host.cli.mcp_command import mcp_command
 from taskroom.host.cli.room_commands import (
     room_app,
     schemas_app,
@@ -32,6 +33,7 @@ app.add_typer(tasks_app, name="tasks")
 app.add_typer(llm_app, name="llm")
 app.command("invoke")(invoke_command)
 app.command("up")(up_command)
+app.command("mcp")(mcp_command)
 
 
 def main() -> None:

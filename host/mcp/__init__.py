@@ -1,0 +1,36 @@
+"""The MCP gateway: a room's durable tasks and task runners as MCP tools.
+
+``taskroom mcp`` runs it over stdio or streamable HTTP; see docs/mcp.md.
+"""
+
+from taskroom.host.mcp.gateway import AgentTool, McpGateway, ToolError
+from taskroom.host.mcp.models import (
+    BUILTIN_CLASSES,
+    ModelCatalog,
+    ModelConfigError,
+    ModelError,
+)
+from taskroom.host.mcp.prompt import FileAccess, FileRefused, build_prompt
+from taskroom.host.mcp.serve import GatewayOptions, http_app, run_gateway, serve_http, serve_stdio
+from taskroom.host.mcp.tools import DEFAULT_AGENT, TASK_TOOLS, agent_tool_name
+
+__all__ = [
+    "BUILTIN_CLASSES",
+    "DEFAULT_AGENT",
+    "TASK_TOOLS",
+    "AgentTool",
+    "FileAccess",
+    "FileRefused",
+    "GatewayOptions",
+    "McpGateway",
+    "ModelCatalog",
+    "ModelConfigError",
+    "ModelError",
+    "ToolError",
+    "agent_tool_name",
+    "build_prompt",
+    "http_app",
+    "run_gateway",
+    "serve_http",
+    "serve_stdio",
+]

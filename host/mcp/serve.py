@@ -1,0 +1,91 @@
+"""Running the gateway: join the room first, then serve MCP over stdio or streamable HTTP.
+
+Joining first means a gateway that cannot reach its room fails at start with the reason,
+rather than offering tools that can only fail.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import uvicorn
+from mcp.server.stdio import stdio_server
+from starlette.applications import Starlette
+from starlette.routing import Route
+
+from taskroom.host.mcp.gateway import McpGateway
+from taskroom.host.mcp.models import ModelCatalog
+from taskroom.host.mcp.prompt import FileAccess
+from taskroom.host.mcp.tools import DEFAULT_AGENT
+from taskroom.host.room_client import RoomClient
+
+logger = logging.getLogger(__name__)
+
+MCP_PATH = "/mcp"
+
+
+@dataclass
+class GatewayOptions:
+    """Everything ``taskroom mcp`` decides before serving."""
+
+    url: str
+    room: str
+    token: str
+    models: ModelCatalog = field(default_factory=ModelCatalog)
+    files: FileAccess = field(default_factory=lambda: FileAccess([]))
+    default_agent: str = DEFAULT_AGENT
+    http: bool = False
+    host: str = "127.0.0.1"
+    port: int = 8767
+
+
+def http_app(gateway: McpGateway, host: str = "127.0.0.1") -> Starlette:
+    """Streamable HTTP at ``/mcp`` plus ``/healthz`` (DNS-rebinding checks on loopback)."""
+    return gateway.server.streamable_http_app(
+        streamable_http_path=MCP_PATH,
+        host=host,
+        custom_starlette_routes=[Route("/healthz", gateway.healthz)],
+    )
+
+
+async def serve_stdio(gateway: McpGateway) -> None:
+    """Serve one client on stdin/stdout until it closes stdin."""
+    async with stdio_server() as (read_stream, write_stream):
+        await gateway.server.run(
+            read_stream, write_stream, gateway.server.create_initialization_options()
+        )
+
+
+async def serve_http(gateway: McpGateway, host: str, port: int) -> None:
+    """Serve any number of clients over streamable HTTP until SIGINT/SIGTERM."""
+    config = uvicorn.Config(
+        http_app(gateway, host), host=host, port=port, log_level="warning", lifespan="on"
+    )
+    await uvicorn.Server(config).serve()
+
+
+async def run_gateway(options: GatewayOptions) -> None:
+    """Join the room (RoomError if it cannot), serve, and leave the room at the end."""
+    room = RoomClient(options.url, options.room, options.token)
+    await room.connect()
+    try:
+        gateway = McpGateway(
+            room, models=options.models, files=options.files, default_agent=options.default_agent
+        )
+        who = room.participant.name if room.participant else "?"
+        if options.http:
+            logger.info(
+                "joined %s as %s; MCP on http://%s:%d%s",
+                options.room,
+                who,
+                options.host,
+                options.port,
+                MCP_PATH,
+            )
+            await serve_http(gateway, options.host, options.port)
+        else:
+            logger.info("joined %s as %s; MCP on stdio", options.room, who)
+            await serve_stdio(gateway)
+    finally:
+        await room.close()
