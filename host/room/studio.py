@@ -1,6 +1,6 @@
 """Studio: the room in a web page, served by the room server itself.
 
-The page is three static files shipped in the package (``taskroom/host/studio``). It
+The page is static files shipped in the package (``taskroom/host/studio``). It
 joins a room over the same WebSocket every client uses, with a token it reads from the
 URL fragment or a form, so the token never reaches the server in a page request. A
 refused WebSocket upgrade hides its reason from the browser, so ``/studio/api/check``
@@ -18,11 +18,9 @@ from aiohttp import web
 from taskroom.host.room.server import ROOM_NAME, RoomServer
 from taskroom.host.tokens import TokenError
 
-ASSETS: dict[str, str] = {
-    "studio.js": "text/javascript",
-    "studio.css": "text/css",
-}
-"""The files under ``/studio/static/``; nothing else in the folder is served."""
+CONTENT_TYPES = {".js": "text/javascript", ".css": "text/css"}
+ASSET_NAME = re.compile(r"^[a-z0-9-]+(\.js|\.css)$")
+"""Only scripts and stylesheets are served under ``/studio/static/``; no listing."""
 
 HEADERS = {
     "Cache-Control": "no-store",
@@ -60,10 +58,12 @@ def install_studio(server: RoomServer) -> None:
 
     async def asset(request: web.Request) -> web.Response:
         name = request.match_info["name"]
-        if name not in ASSETS:
+        found = ASSET_NAME.match(name)
+        if found is None or not (files / name).is_file():
             raise web.HTTPNotFound(text=f"no Studio asset named {name!r}")
         body = (files / name).read_bytes()
-        return web.Response(body=body, content_type=ASSETS[name], charset="utf-8", headers=HEADERS)
+        content_type = CONTENT_TYPES[found.group(1)]
+        return web.Response(body=body, content_type=content_type, charset="utf-8", headers=HEADERS)
 
     async def check(request: web.Request) -> web.Response:
         room = request.query.get("room", "")

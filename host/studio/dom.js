@@ -12,7 +12,7 @@ export function el(tag, attrs = {}, ...children) {
     else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
     else node.setAttribute(key, value === true ? "" : String(value));
   }
-  node.append(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
+  node.append(...children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false));
   return node;
 }
 
@@ -33,5 +33,29 @@ export function statusPill(status, testid) {
 }
 
 export function replace(node, ...children) {
-  node.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined));
+  node.replaceChildren(...children.flat(Infinity).filter((c) => c !== null && c !== undefined));
+}
+
+// --- messages to the user ---------------------------------------------------------------
+
+export function showError(message) {
+  $("error-text").textContent = message;
+  $("error").hidden = false;
+}
+
+export function clearError() {
+  $("error").hidden = true;
+}
+
+export function showInline(id, message) {
+  $(id).textContent = message;
+  $(id).hidden = !message;
+}
+
+export function note(text) {
+  return el("p", { class: "empty", text });
+}
+
+export function badge(text) {
+  return el("span", { class: "badge", text });
 }

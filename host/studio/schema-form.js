@@ -33,7 +33,7 @@ function missing(name, required) {
 }
 
 function stringField(name, prop, required, id) {
-  const long = name === "prompt" || (prop.maxLength ?? Infinity) > 200;
+  const long = name === "prompt" || (prop.maxLength ?? 0) > 200;
   const input = long
     ? el("textarea", { id, testid: id, rows: 5 })
     : el("input", { id, testid: id, type: "text" });
