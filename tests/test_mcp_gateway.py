@@ -209,6 +209,8 @@ async def test_run_check_wait_with_progress_then_result(stack: Stack) -> None:
 @in_module_loop
 async def test_batch_over_three_models_then_list_by_batch(stack: Stack) -> None:
     stack.llm.clear()
+    # Slow enough that the first wait sees the batch still running.
+    stack.llm.script(*(delay(0.5, json_output({"result": "ok"})) for _ in range(3)))
     async with stdio_gateway(stack) as mcp:
         started = data(
             await mcp.call_tool(
