@@ -21,29 +21,9 @@ from taskroom.host.cli.common import (
     with_room,
 )
 from taskroom.host.room_client import RoomClient
+from taskroom.host.tasks.events import describe_event
 
 tasks_app = typer.Typer(help="List, inspect, wait for and cancel tasks.", no_args_is_help=True)
-
-FINISHED = ("completed", "failed", "cancelled")
-
-
-def describe_event(data: dict[str, Any]) -> str:
-    """One readable line per progress event."""
-    kind = data.get("kind", "event")
-    if kind == "llm.turn":
-        return f"LLM turn {data.get('turn')} ({data.get('model')})"
-    if kind == "tool.call":
-        return f"calling {data.get('toolkit')}.{data.get('tool')} {data.get('arguments')}"
-    if kind == "tool.result":
-        outcome = "ok" if data.get("ok") else f"error: {data.get('error')}"
-        return f"{data.get('toolkit')}.{data.get('tool')} → {outcome}"
-    if kind == "output.invalid":
-        return f"output rejected (attempt {data.get('attempt')}): {data.get('error')}"
-    if kind == "tool.progress":
-        return f"  {data.get('toolkit')}: {describe_event(data.get('event') or {})}"
-    if kind == "llm.answer":
-        return f"answer received ({data.get('chars')} chars)"
-    return f"{kind}: {data}"
 
 
 async def watch_task(

@@ -34,9 +34,11 @@ from taskroom.host.mcp.tools import (
     TASK_TOOLS,
     agent_tool_name,
 )
-from taskroom.host.mcp.waiting import FINISHED, TaskWatch, event_text, watch_tasks
+from taskroom.host.mcp.waiting import TaskWatch, watch_tasks
 from taskroom.host.protocol import ErrorCode, RoomError
 from taskroom.host.room_client import RoomClient
+from taskroom.host.tasks.events import describe_event
+from taskroom.host.tasks.store import FINISHED
 from taskroom.toolkits.toolkit import schema_validator, validation_error
 
 logger = logging.getLogger(__name__)
@@ -415,9 +417,9 @@ class McpGateway:
             "created_at": _iso(task["created_at"]),
             "started_at": _iso(task.get("started_at")),
             "completed_at": _iso(task.get("finished_at")),
-            "progress": event_text(events[-1]["data"]) if events else None,
+            "progress": describe_event(events[-1]["data"]) if events else None,
             "recent_events": [
-                f"{_iso(e['at'])} {event_text(e['data'])}" for e in events[-RECENT_EVENTS:]
+                f"{_iso(e['at'])} {describe_event(e['data'])}" for e in events[-RECENT_EVENTS:]
             ],
         }
         if task.get("started_at"):

@@ -3,36 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from taskroom.host.room_client import RoomClient
-
-FINISHED = frozenset({"completed", "failed", "cancelled"})
-
-
-def event_text(data: dict[str, Any]) -> str:
-    """One short line for a task progress event, whatever agent emitted it."""
-    kind = data.get("kind")
-    if kind == "llm.turn":
-        return f"model turn {data.get('turn')} ({data.get('model') or 'default model'})"
-    if kind == "llm.answer":
-        return f"answer received ({data.get('chars')} chars)"
-    if kind == "tool.call":
-        return f"calling {data.get('toolkit')}.{data.get('tool')}"
-    if kind == "tool.result":
-        outcome = "done" if data.get("ok") else f"failed: {data.get('error')}"
-        return f"{data.get('toolkit')}.{data.get('tool')} {outcome}"
-    if kind == "tool.error":
-        return f"tool {data.get('tool')} failed: {data.get('error')}"
-    if kind == "output.invalid":
-        return f"answer rejected (attempt {data.get('attempt')}): {data.get('error')}"
-    for key in ("message", "text", "status"):
-        if isinstance(data.get(key), str):
-            return data[key]
-    return str(kind) if kind else json.dumps(data, ensure_ascii=False)[:200]
+from taskroom.host.tasks.events import describe_event
+from taskroom.host.tasks.store import FINISHED
 
 
 class TaskWatch:
@@ -52,7 +29,7 @@ class TaskWatch:
 
     def on_progress(self, event: dict[str, Any]) -> None:
         if self._mine(event):
-            self.latest = (str(event.get("task_id")), event_text(event.get("data") or {}))
+            self.latest = (str(event.get("task_id")), describe_event(event.get("data") or {}))
 
     def on_updated(self, event: dict[str, Any]) -> None:
         if self._mine(event):
@@ -76,7 +53,7 @@ class TaskWatch:
                 return f"[{model or task_id}] {line}"
             return line
         events = tasks[0].get("events") if len(tasks) == 1 else None
-        return event_text(events[-1]["data"]) if events else None
+        return describe_event(events[-1]["data"]) if events else None
 
 
 @asynccontextmanager
