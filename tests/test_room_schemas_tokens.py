@@ -207,6 +207,22 @@ async def test_connection_without_authorization_header_is_refused(room_server):
     assert "no token" in json.loads(err.value.response.body)["error"]
 
 
+async def test_token_in_a_websocket_subprotocol(room_server, make_token):
+    """How the Studio joins: the token never appears in the URL."""
+    url = websocket_url(room_server.base_url, "test")
+    offered = ["taskroom", "taskroom.bearer." + make_token("test", "page")]
+    async with ws_connect(url, subprotocols=offered) as ws:
+        assert ws.subprotocol == "taskroom"
+        ready = json.loads(await ws.recv())
+        assert ready["data"]["participant"]["name"] == "page"
+    forged = ["taskroom", "taskroom.bearer." + make_token("other-room", "page")]
+    with pytest.raises(InvalidStatus) as refused:
+        async with ws_connect(url, subprotocols=forged):
+            pass
+    assert refused.value.response.status_code == 401
+    assert b"not 'test'" in refused.value.response.body
+
+
 async def test_token_in_query_string_and_all_rooms_token(room_server, make_token, secret):
     url = websocket_url(room_server.base_url, "test") + "?token=" + make_token("test", "browser")
     async with ws_connect(url) as ws:

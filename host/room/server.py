@@ -21,6 +21,9 @@ logger = logging.getLogger(__name__)
 
 ROOM_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
 HEARTBEAT_SECONDS = 15.0
+SUBPROTOCOL = "taskroom"
+BEARER_SUBPROTOCOL = "taskroom.bearer."
+"""A browser offers ``["taskroom", "taskroom.bearer.<token>"]``; the room picks the first."""
 
 RoomSetup = Callable[["RoomServer", Room], None]
 
@@ -70,9 +73,15 @@ class RoomServer:
         return room
 
     def authenticate(self, request: web.Request, room: str) -> ParticipantToken:
-        """The token from ``Authorization: Bearer`` or ``?token=`` (for browsers)."""
+        """The token from ``Authorization: Bearer``, else from the WebSocket subprotocol
+        ``taskroom.bearer.<token>`` (browsers cannot set headers, and a subprotocol stays
+        out of URLs and access logs), else from ``?token=``."""
         header = request.headers.get("Authorization", "")
         raw = header[7:].strip() if header.lower().startswith("bearer ") else ""
+        for offered in request.headers.get("Sec-WebSocket-Protocol", "").split(","):
+            offered = offered.strip()
+            if not raw and offered.startswith(BEARER_SUBPROTOCOL):
+                raw = offered[len(BEARER_SUBPROTOCOL) :]
         raw = raw or request.query.get("token", "")
         if not raw:
             raise TokenError("no token: send 'Authorization: Bearer <token>'")
@@ -93,6 +102,7 @@ class RoomServer:
         except TokenError as exc:
             return web.json_response({"error": str(exc)}, status=401)
         ws = web.WebSocketResponse(
+            protocols=(SUBPROTOCOL,),
             heartbeat=self.heartbeat,
             max_msg_size=self.max_frame_bytes * 4,
             autoping=True,
