@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 
 from taskroom.host.room import RoomServer
+from taskroom.host.room.app import build_room_server
 from taskroom.host.room_client import RoomClient
 from taskroom.host.tokens import create_token
 
@@ -36,18 +37,57 @@ def make_token() -> Callable[..., str]:
     return make
 
 
-@pytest.fixture
-async def connect(room_server: RoomServer, make_token):
-    """Open RoomClients to the test room; all are closed at teardown."""
-    clients: list[RoomClient] = []
+class ClientPool:
+    """Opens RoomClients to one server, defaulting to one room; closes them all at teardown."""
 
-    async def open_client(identity: str = "alice", room: str = "test", **kw) -> RoomClient:
-        role = kw.pop("role", "user")
-        client = RoomClient(room_server.base_url, room, make_token(room, identity, role), **kw)
+    def __init__(self, base_url: str, room: str) -> None:
+        self.base_url = base_url
+        self.room = room
+        self.clients: list[RoomClient] = []
+
+    async def __call__(
+        self, identity: str = "alice", role: str = "user", *, room: str | None = None, **kw
+    ) -> RoomClient:
+        room = room or self.room
+        token = create_token(SECRET, room=room, identity=identity, role=role)
+        client = RoomClient(self.base_url, room, token, **kw)
         await client.connect()
-        clients.append(client)
+        self.clients.append(client)
         return client
 
-    yield open_client
-    for client in clients:
-        await client.close()
+    async def close(self) -> None:
+        for client in self.clients:
+            await client.close()
+
+
+@pytest.fixture
+def room_name() -> str:
+    """The room the client fixtures join; a test module may override it."""
+    return "test"
+
+
+@pytest.fixture
+async def connect(room_server: RoomServer, room_name: str) -> AsyncIterator[ClientPool]:
+    """Clients of the bare room server (routing, toolkits, schemas; no tasks)."""
+    pool = ClientPool(room_server.base_url, room_name)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+async def full_room(tmp_path) -> AsyncIterator[RoomServer]:
+    """The room server as shipped: tasks, agent calls and the Studio included."""
+    server = build_room_server(data_dir=tmp_path / "full-room-data", secret=SECRET)
+    await server.start("127.0.0.1", 0)
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@pytest.fixture
+async def join(full_room: RoomServer, room_name: str) -> AsyncIterator[ClientPool]:
+    """Clients of the full room server."""
+    pool = ClientPool(full_room.base_url, room_name)
+    yield pool
+    await pool.close()

@@ -32,13 +32,12 @@ from taskroom.agents.scripted_llm_server import (
 )
 from taskroom.host.protocol import ErrorCode, RoomError
 from taskroom.host.room import RoomServer
-from taskroom.host.room.app import build_room_server
 from taskroom.host.room_client import RoomClient
-from taskroom.host.tokens import create_token
 from taskroom.toolkits import Tool, ToolContext, Toolkit, tool
 from taskroom.toolkits.requirements import RequiredSchema, RequiredToolkit
 
-SECRET = "task-runner-secret-" + "y" * 32
+from .conftest import ClientPool
+
 ROOM = "tasks"
 AGENT = "llm-task-runner"
 RUN = f"run_{AGENT}_task"
@@ -57,29 +56,18 @@ PERSON = {
 
 
 @pytest.fixture
-async def server(tmp_path) -> AsyncIterator[RoomServer]:
-    srv = build_room_server(data_dir=tmp_path / "room-data", secret=SECRET)
-    await srv.start("127.0.0.1", 0)
-    try:
-        yield srv
-    finally:
-        await srv.stop()
+def room_name() -> str:
+    return ROOM
 
 
 @pytest.fixture
-async def connect(server: RoomServer) -> AsyncIterator[Callable[..., Any]]:
-    clients: list[RoomClient] = []
+def server(full_room: RoomServer) -> RoomServer:
+    return full_room
 
-    async def open_client(identity: str, role: str = "user") -> RoomClient:
-        token = create_token(SECRET, room=ROOM, identity=identity, role=role)
-        client = RoomClient(server.base_url, ROOM, token)
-        await client.connect()
-        clients.append(client)
-        return client
 
-    yield open_client
-    for client in clients:
-        await client.close()
+@pytest.fixture
+def connect(join: ClientPool) -> ClientPool:
+    return join
 
 
 @pytest.fixture

@@ -12,9 +12,7 @@ from taskroom.agents import LLMTaskRunner, OpenAIResponsesAdapter, TaskRunner
 from taskroom.agents.scripted_llm_server import ScriptedLLMServer, delay, hang, json_output
 from taskroom.host.protocol import RoomError
 from taskroom.host.room.app import build_room_server
-from taskroom.host.room_client import RoomClient
 from taskroom.host.tasks import TaskStoreError
-from taskroom.host.tokens import create_token
 
 from .conftest import SECRET
 
@@ -28,27 +26,8 @@ async def llm():
 
 
 @pytest.fixture
-async def room(tmp_path):
-    server = build_room_server(data_dir=tmp_path / "data", secret=SECRET)
-    await server.start("127.0.0.1", 0)
-    yield server
-    await server.stop()
-
-
-@pytest.fixture
-async def join(room):
-    clients: list[RoomClient] = []
-
-    async def open_client(identity: str = "alice", role: str = "user") -> RoomClient:
-        token = create_token(SECRET, room=ROOM, identity=identity, role=role)
-        client = RoomClient(room.base_url, ROOM, token)
-        await client.connect()
-        clients.append(client)
-        return client
-
-    yield open_client
-    for client in clients:
-        await client.close()
+def room_name() -> str:
+    return ROOM
 
 
 @pytest.fixture
