@@ -125,7 +125,7 @@ async def main() -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     async with ScriptedLLMServer(auto=True) as llm:
-        room = subprocess.Popen(
+        room = spawn(
             [
                 str(BIN / "taskroom"),
                 "room",
@@ -135,10 +135,7 @@ async def main() -> None:
                 "--data-dir",
                 tempfile.mkdtemp(),
             ],
-            cwd=ROOT,
-            env={**os.environ, "TASKROOM_SECRET": SECRET},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            {"TASKROOM_SECRET": SECRET},
         )
         token = create_token(SECRET, room=ROOM, identity="llm-task-runner", role="agent")
         await asyncio.sleep(1.0)
