@@ -14,15 +14,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 import httpx2 as httpx
+from bench_processes import BIN, SECRET, free_port, spawn, wait_up
 from openai import AsyncOpenAI, DefaultAsyncHttpxClient
 from rich.console import Console
 from rich.table import Table
@@ -30,9 +28,6 @@ from rich.table import Table
 from taskroom.host.room_client import RoomClient
 from taskroom.host.tokens import create_token
 
-ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
-SECRET = "bench-secret-" + "x" * 32
 ROOM = "bench"
 
 AGENT_SCRIPT = """
@@ -52,36 +47,6 @@ async def main(url, room, token, base_url, concurrency):
 
 asyncio.run(main(*sys.argv[1:5], int(sys.argv[5])))
 """
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def spawn(args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        args,
-        cwd=ROOT,
-        env={**os.environ, **(env or {})},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
-async def wait_up(url: str) -> None:
-    async with httpx.AsyncClient() as http:
-        for _ in range(200):
-            try:
-                if (await http.get(url)).status_code < 500:
-                    return
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.1)
-    raise RuntimeError(f"{url} did not come up")
 
 
 async def direct(base_url: str, n: int) -> float:

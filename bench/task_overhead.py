@@ -15,14 +15,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
+from bench_processes import BIN, SECRET, free_port, spawn, wait_up
 from rich.console import Console
 from rich.table import Table
 
@@ -33,9 +31,6 @@ from taskroom.host.room_client import RoomClient
 from taskroom.host.tokens import create_token
 from taskroom.toolkits import ToolContext, Toolkit, tool
 
-ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
-SECRET = "bench-secret-" + "x" * 32
 ROOM = "overhead"
 
 AGENT = """
@@ -64,24 +59,6 @@ asyncio.run(main(*sys.argv[1:5]))
 def lookup(key: str) -> str:
     """Look a key up."""
     return "value of " + key
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def spawn(args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        args,
-        cwd=ROOT,
-        env={**os.environ, **(env or {})},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
 
 
 def summary(samples: list[float]) -> tuple[float, float]:
@@ -137,8 +114,8 @@ async def main() -> None:
             ],
             {"TASKROOM_SECRET": SECRET},
         )
+        await wait_up(f"{url}/healthz")
         token = create_token(SECRET, room=ROOM, identity="llm-task-runner", role="agent")
-        await asyncio.sleep(1.0)
         agent = spawn([sys.executable, "-c", AGENT, url, ROOM, token, llm.base_url])
         try:
             await in_process(llm.base_url, 20)  # warm-up
