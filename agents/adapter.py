@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from taskroom.agents.chat_context import ChatContext, ToolCallItem, dumps
-from taskroom.host.messages import ParticipantInfo
+from taskroom.host.protocol.messages import ParticipantInfo
 from taskroom.toolkits.context import ToolContext
 from taskroom.toolkits.toolkit import Toolkit
 
 if TYPE_CHECKING:
-    from taskroom.host.room_client import RoomClient
+    from taskroom.host.client.room_client import RoomClient
 
 logger = logging.getLogger(__name__)
 

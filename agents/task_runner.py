@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from taskroom.agents.chat_context import ChatContext
-from taskroom.host.messages import ParticipantInfo
 from taskroom.host.protocol import ErrorCode, RoomError
+from taskroom.host.protocol.messages import ParticipantInfo
 from taskroom.toolkits.context import ToolContext
 from taskroom.toolkits.requirements import (
     RequiredSchema,
@@ -29,7 +29,7 @@ from taskroom.toolkits.tool import Tool
 from taskroom.toolkits.toolkit import Toolkit, check_schema
 
 if TYPE_CHECKING:
-    from taskroom.host.room_client import RoomClient
+    from taskroom.host.client.room_client import RoomClient
 
 logger = logging.getLogger(__name__)
 

@@ -25,8 +25,8 @@ from openai import AsyncOpenAI, DefaultAsyncHttpxClient
 from rich.console import Console
 from rich.table import Table
 
-from taskroom.host.room_client import RoomClient
-from taskroom.host.tokens import create_token
+from taskroom.host.auth.tokens import create_token
+from taskroom.host.client.room_client import RoomClient
 
 ROOM = "bench"
 
@@ -35,7 +35,7 @@ import asyncio, sys
 import httpx2 as httpx
 from openai import AsyncOpenAI, DefaultAsyncHttpxClient
 from taskroom.agents import LLMTaskRunner, OpenAIResponsesAdapter
-from taskroom.host.room_client import RoomClient
+from taskroom.host.client.room_client import RoomClient
 
 async def main(url, room, token, base_url, concurrency):
     http = DefaultAsyncHttpxClient(limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency))

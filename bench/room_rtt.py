@@ -49,7 +49,7 @@ def _ready(port: int | str) -> None:
 
 
 async def serve_room(secret: str) -> None:
-    from taskroom.host.room import RoomServer
+    from taskroom.host.server import RoomServer
 
     with tempfile.TemporaryDirectory(prefix="taskroom-bench-") as data_dir:
         server = RoomServer(data_dir=data_dir, secret=secret, heartbeat=60.0)
@@ -62,8 +62,8 @@ async def serve_room(secret: str) -> None:
 
 
 async def serve_host(port: str, secret: str) -> None:
-    from taskroom.host.room_client import RoomClient
-    from taskroom.host.tokens import create_token
+    from taskroom.host.auth.tokens import create_token
+    from taskroom.host.client.room_client import RoomClient
     from taskroom.toolkits import Toolkit, tool
 
     @tool(read_only=True)
@@ -253,8 +253,8 @@ async def measure(
 
 
 async def run(max_calls: int, seconds: float) -> list[Result]:
-    from taskroom.host.room_client import RoomClient
-    from taskroom.host.tokens import create_token
+    from taskroom.host.auth.tokens import create_token
+    from taskroom.host.client.room_client import RoomClient
 
     secret = secrets.token_urlsafe(32)
     per_measurement = seconds / 4

@@ -26,9 +26,9 @@ from rich.table import Table
 
 from taskroom.agents import LLMTaskRunner, OpenAIResponsesAdapter
 from taskroom.agents.scripted_llm_server import ScriptedLLMServer
-from taskroom.host.messages import ParticipantInfo
-from taskroom.host.room_client import RoomClient
-from taskroom.host.tokens import create_token
+from taskroom.host.auth.tokens import create_token
+from taskroom.host.client.room_client import RoomClient
+from taskroom.host.protocol.messages import ParticipantInfo
 from taskroom.toolkits import ToolContext, Toolkit, tool
 
 ROOM = "overhead"
@@ -36,7 +36,7 @@ ROOM = "overhead"
 AGENT = """
 import asyncio, sys
 from taskroom.agents import LLMTaskRunner, OpenAIResponsesAdapter
-from taskroom.host.room_client import RoomClient
+from taskroom.host.client.room_client import RoomClient
 from taskroom.toolkits import Toolkit, tool
 
 @tool(read_only=True)

@@ -16,9 +16,9 @@ import os
 import sys
 from typing import Any
 
+from taskroom.host.auth.tokens import TokenError, create_token, load_secret
+from taskroom.host.client.room_client import RoomClient
 from taskroom.host.protocol import RoomError
-from taskroom.host.room_client import RoomClient
-from taskroom.host.tokens import TokenError, create_token, load_secret
 
 DEFAULT_OUTPUT_SCHEMA: dict[str, Any] = {
     "type": "object",

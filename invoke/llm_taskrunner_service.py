@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from taskroom.agents import OpenAIResponsesAdapter
 from taskroom.agents.llm_task_runner import DynamicLLMTaskRunner, LLMTaskRunner
-from taskroom.host.service_host import ServiceHost
+from taskroom.host.service.service_host import ServiceHost
 
 service = ServiceHost(port=8766)
 

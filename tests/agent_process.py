@@ -6,7 +6,7 @@ import asyncio
 import sys
 
 from taskroom.agents import LLMTaskRunner, OpenAIResponsesAdapter
-from taskroom.host.room_client import RoomClient
+from taskroom.host.client.room_client import RoomClient
 
 
 async def main(url: str, room: str, token: str, llm_base_url: str, concurrency: int) -> None:

@@ -6,10 +6,10 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from taskroom.host.room import RoomServer
-from taskroom.host.room.app import build_room_server
-from taskroom.host.room_client import RoomClient
-from taskroom.host.tokens import create_token
+from taskroom.host.auth.tokens import create_token
+from taskroom.host.client.room_client import RoomClient
+from taskroom.host.server import RoomServer
+from taskroom.host.server.build import build_room_server
 
 SECRET = "test-secret-" + "x" * 32
 

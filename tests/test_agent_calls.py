@@ -14,10 +14,10 @@ import pytest
 
 from taskroom.agents import OpenAIResponsesAdapter
 from taskroom.agents.llm_task_runner import LLMTaskRunner
+from taskroom.host.auth.tokens import create_token
+from taskroom.host.client.room_client import RoomClient
 from taskroom.host.protocol import ErrorCode, RoomError
-from taskroom.host.room_client import RoomClient
-from taskroom.host.service_host import ServiceHost
-from taskroom.host.tokens import create_token
+from taskroom.host.service.service_host import ServiceHost
 from taskroom.toolkits.requirements import RequiredToolkit
 from tests.processes import free_port, start_room
 

@@ -6,9 +6,9 @@ import pytest
 
 from taskroom.agents import DynamicLLMTaskRunner, LLMTaskRunner, OpenAIChatCompletionsAdapter
 from taskroom.agents.scripted_llm_server import ScriptedLLMServer
-from taskroom.host.room.app import build_room_server
-from taskroom.host.room_client import RoomClient
-from taskroom.host.tokens import create_token
+from taskroom.host.auth.tokens import create_token
+from taskroom.host.client.room_client import RoomClient
+from taskroom.host.server.build import build_room_server
 
 from .conftest import SECRET
 

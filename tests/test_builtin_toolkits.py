@@ -12,11 +12,11 @@ import pytest
 
 from taskroom.agents import LLMTaskRunner, OpenAIResponsesAdapter, TaskContext, TaskRunner
 from taskroom.agents.scripted_llm_server import ScriptedLLMServer, json_output, tool_calls
-from taskroom.host.messages import ParticipantInfo
+from taskroom.host.auth.tokens import create_token
+from taskroom.host.client.room_client import RoomClient
 from taskroom.host.protocol import ErrorCode, RoomError
-from taskroom.host.room.app import build_room_server
-from taskroom.host.room_client import RoomClient
-from taskroom.host.tokens import create_token
+from taskroom.host.protocol.messages import ParticipantInfo
+from taskroom.host.server.build import build_room_server
 from taskroom.toolkits import ToolContext, Toolkit
 from taskroom.toolkits.builtin import files_toolkit, shell_toolkit, todo_toolkit
 from taskroom.toolkits.requirements import RequiredToolkit

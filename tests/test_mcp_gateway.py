@@ -19,10 +19,10 @@ from mcp.client.streamable_http import streamable_http_client
 
 from taskroom.agents.llm_task_runner import DEFAULT_OUTPUT_SCHEMA
 from taskroom.agents.scripted_llm_server import ScriptedLLMServer, delay, hang, json_output
+from taskroom.host.auth.tokens import create_token
+from taskroom.host.client.room_client import RoomClient
 from taskroom.host.mcp import FileAccess, FileRefused, ModelCatalog, ModelConfigError, ModelError
 from taskroom.host.mcp.prompt import build_prompt, task_summary
-from taskroom.host.room_client import RoomClient
-from taskroom.host.tokens import create_token
 
 from .conftest import SECRET
 from .processes import BIN, Process, free_port, start_agent, start_room, wait_http

@@ -15,9 +15,9 @@ import pytest
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 
+from taskroom.host.client.room_client import RoomClient, websocket_url
 from taskroom.host.protocol import ErrorCode, RoomError
-from taskroom.host.room import RoomServer
-from taskroom.host.room_client import RoomClient, websocket_url
+from taskroom.host.server import RoomServer
 from taskroom.toolkits import Tool, ToolContext, Toolkit, tool
 
 # --- a raw participant -------------------------------------------------------------------

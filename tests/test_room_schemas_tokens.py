@@ -13,9 +13,7 @@ import pytest
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import InvalidStatus
 
-from taskroom.host.protocol import ErrorCode, RoomError
-from taskroom.host.room_client import RoomClient, websocket_url
-from taskroom.host.tokens import (
+from taskroom.host.auth.tokens import (
     DEFAULT_GRANTS,
     SECRET_ENV,
     SECRET_FILE,
@@ -24,6 +22,8 @@ from taskroom.host.tokens import (
     create_token,
     load_secret,
 )
+from taskroom.host.client.room_client import RoomClient, websocket_url
+from taskroom.host.protocol import ErrorCode, RoomError
 from taskroom.toolkits import Toolkit, tool
 
 
@@ -308,7 +308,7 @@ def test_load_secret_refusals(tmp_path, monkeypatch):
 
 async def test_server_uses_loaded_secret(tmp_path, monkeypatch):
     """A server without an explicit secret signs with load_secret's, so CLI tokens work."""
-    from taskroom.host.room import RoomServer
+    from taskroom.host.server import RoomServer
 
     monkeypatch.delenv(SECRET_ENV, raising=False)
     server = RoomServer(data_dir=tmp_path)

@@ -22,9 +22,9 @@ import pytest
 
 from taskroom.agents.llm_task_runner import DEFAULT_OUTPUT_SCHEMA as FIXED_OUTPUT_SCHEMA
 from taskroom.agents.scripted_llm_server import ScriptedLLMServer
-from taskroom.host.room_client import RoomClient
-from taskroom.host.tokens import create_token
-from taskroom.host.webhooks import SIGNATURE_HEADER, sign_webhook
+from taskroom.host.auth.tokens import create_token
+from taskroom.host.auth.webhooks import SIGNATURE_HEADER, sign_webhook
+from taskroom.host.client.room_client import RoomClient
 from taskroom.invoke.invoke_llm_taskrunner import DEFAULT_OUTPUT_SCHEMA
 from taskroom.invoke.invoke_llm_taskrunner import main as invoke_main
 from tests.processes import BIN, ROOT, Process, free_port, start_room, wait_http

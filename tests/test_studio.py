@@ -13,9 +13,9 @@ from playwright.async_api import Browser, Page, async_playwright, expect
 
 from taskroom.agents import DynamicLLMTaskRunner, LLMTaskRunner, OpenAIResponsesAdapter
 from taskroom.agents.scripted_llm_server import ScriptedLLMServer, hang
-from taskroom.host.room.app import build_room_server
-from taskroom.host.room_client import RoomClient
-from taskroom.host.tokens import create_token
+from taskroom.host.auth.tokens import create_token
+from taskroom.host.client.room_client import RoomClient
+from taskroom.host.server.build import build_room_server
 from taskroom.toolkits.tool import tool
 from taskroom.toolkits.toolkit import Toolkit
 

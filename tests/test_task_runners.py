@@ -30,9 +30,9 @@ from taskroom.agents.scripted_llm_server import (
     json_output,
     tool_calls,
 )
+from taskroom.host.client.room_client import RoomClient
 from taskroom.host.protocol import ErrorCode, RoomError
-from taskroom.host.room import RoomServer
-from taskroom.host.room_client import RoomClient
+from taskroom.host.server import RoomServer
 from taskroom.toolkits import Tool, ToolContext, Toolkit, tool
 from taskroom.toolkits.requirements import RequiredSchema, RequiredToolkit
 

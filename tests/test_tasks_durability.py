@@ -6,8 +6,8 @@ import asyncio
 import time
 
 from taskroom.agents.scripted_llm_server import ScriptedLLMServer, hang
-from taskroom.host.room_client import RoomClient
-from taskroom.host.tokens import create_token
+from taskroom.host.auth.tokens import create_token
+from taskroom.host.client.room_client import RoomClient
 
 from .conftest import SECRET
 from .processes import free_port, start_agent, start_room

@@ -7,8 +7,8 @@ from typing import Any, Literal
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from taskroom.host.messages import ParticipantInfo, ToolkitSpec
 from taskroom.host.protocol import ErrorCode, RoomError
+from taskroom.host.protocol.messages import ParticipantInfo, ToolkitSpec
 from taskroom.toolkits import FunctionTool, Tool, ToolContext, Toolkit, check_schema, tool
 
 ALICE = ParticipantInfo(id="p_alice", name="alice", role="user")

@@ -1,6 +1,6 @@
 """Tools, toolkits, and the requirements that resolve them through a room."""
 
-from taskroom.host.messages import ToolAnnotations, ToolSpec
+from taskroom.host.protocol.messages import ToolAnnotations, ToolSpec
 from taskroom.toolkits.context import ToolContext
 from taskroom.toolkits.tool import FunctionTool, Tool, tool
 from taskroom.toolkits.toolkit import Toolkit, check_schema

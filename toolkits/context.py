@@ -6,10 +6,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from taskroom.host.messages import ParticipantInfo
+from taskroom.host.protocol.messages import ParticipantInfo
 
 if TYPE_CHECKING:
-    from taskroom.host.room_client import RoomClient
+    from taskroom.host.client.room_client import RoomClient
 
 ProgressSink = Callable[[dict[str, Any]], Awaitable[None]]
 

@@ -13,14 +13,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from taskroom.host.messages import ToolkitInstance
 from taskroom.host.protocol import ErrorCode, RoomError
+from taskroom.host.protocol.messages import ToolkitInstance
 from taskroom.toolkits.context import ToolContext
 from taskroom.toolkits.tool import Tool
 from taskroom.toolkits.toolkit import Toolkit, check_schema
 
 if TYPE_CHECKING:
-    from taskroom.host.room_client import RoomClient
+    from taskroom.host.client.room_client import RoomClient
 
 POLL_SECONDS = 0.1
 

@@ -9,7 +9,7 @@ from typing import Any, get_type_hints
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, create_model
 
-from taskroom.host.messages import ANY_OBJECT, ToolAnnotations, ToolSpec
+from taskroom.host.protocol.messages import ANY_OBJECT, ToolAnnotations, ToolSpec
 from taskroom.toolkits.context import ToolContext
 
 

@@ -9,8 +9,8 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
-from taskroom.host.messages import ToolkitSpec
 from taskroom.host.protocol import ErrorCode, RoomError
+from taskroom.host.protocol.messages import ToolkitSpec
 from taskroom.toolkits.context import ToolContext
 from taskroom.toolkits.tool import Tool
 

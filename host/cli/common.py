@@ -13,9 +13,9 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
+from taskroom.host.auth.tokens import DEFAULT_DATA_DIR, TokenError, create_token, load_secret
+from taskroom.host.client.room_client import RoomClient
 from taskroom.host.protocol import RoomError
-from taskroom.host.room_client import RoomClient
-from taskroom.host.tokens import DEFAULT_DATA_DIR, TokenError, create_token, load_secret
 
 T = TypeVar("T")
 

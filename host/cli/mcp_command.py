@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from taskroom.host.auth.tokens import DEFAULT_DATA_DIR, TokenError, create_token, load_secret
 from taskroom.host.cli.common import (
     DEFAULT_URL,
     DataDirOpt,
@@ -31,7 +32,6 @@ from taskroom.host.mcp import (
 )
 from taskroom.host.mcp.prompt import DEFAULT_MAX_FILE_BYTES
 from taskroom.host.protocol import RoomError
-from taskroom.host.tokens import DEFAULT_DATA_DIR, TokenError, create_token, load_secret
 
 GATEWAY_IDENTITY = "mcp-gateway"
 

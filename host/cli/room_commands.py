@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from taskroom.host.auth.tokens import DEFAULT_DATA_DIR, ROLES, TokenError, create_token, load_secret
 from taskroom.host.cli.common import (
     DEFAULT_URL,
     DataDirOpt,
@@ -22,8 +23,7 @@ from taskroom.host.cli.common import (
     stderr,
     with_room,
 )
-from taskroom.host.room_client import RoomClient
-from taskroom.host.tokens import DEFAULT_DATA_DIR, ROLES, TokenError, create_token, load_secret
+from taskroom.host.client.room_client import RoomClient
 
 room_app = typer.Typer(help="Run a room server.", no_args_is_help=True)
 token_app = typer.Typer(help="Mint participant tokens.", no_args_is_help=True)
@@ -44,7 +44,7 @@ def room_serve(
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Serve rooms over WebSocket at /rooms/{room}, health at /healthz."""
-    from taskroom.host.room.app import build_room_server
+    from taskroom.host.server.build import build_room_server
 
     setup_logging(verbose)
     try:

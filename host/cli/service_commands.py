@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
+from taskroom.host.auth.tokens import DEFAULT_DATA_DIR
 from taskroom.host.cli.common import (
     DEFAULT_URL,
     DataDirOpt,
@@ -25,10 +26,9 @@ from taskroom.host.cli.common import (
     stderr,
     with_room,
 )
+from taskroom.host.client.room_client import RoomClient
 from taskroom.host.protocol import RoomError
-from taskroom.host.room_client import RoomClient
-from taskroom.host.service_host import ServiceHost
-from taskroom.host.tokens import DEFAULT_DATA_DIR
+from taskroom.host.service.service_host import ServiceHost
 
 call_app = typer.Typer(help="Call agents into rooms.", no_args_is_help=True)
 service_app = typer.Typer(help="Host agents that rooms call in by webhook.", no_args_is_help=True)

@@ -20,8 +20,8 @@ from taskroom.host.cli.common import (
     stderr,
     with_room,
 )
-from taskroom.host.room_client import RoomClient
-from taskroom.host.tasks.events import describe_event
+from taskroom.host.client.room_client import RoomClient
+from taskroom.host.protocol.progress import describe_event
 
 tasks_app = typer.Typer(help="List, inspect, wait for and cancel tasks.", no_args_is_help=True)
 

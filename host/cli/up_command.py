@@ -20,14 +20,14 @@ import typer
 from taskroom.agents import DynamicLLMTaskRunner, LLMTaskRunner, OpenAIResponsesAdapter
 from taskroom.agents.openai_client import default_model
 from taskroom.agents.scripted_llm_server import ScriptedLLMServer
+from taskroom.host.auth.tokens import DEFAULT_DATA_DIR, TokenError, create_token, load_secret
 from taskroom.host.cli.common import DataDirOpt, fail, setup_logging, stderr
 from taskroom.host.cli.task_commands import watch_task
+from taskroom.host.client.room_client import RoomClient
 from taskroom.host.protocol import RoomError
-from taskroom.host.room.app import build_room_server
-from taskroom.host.room_client import RoomClient
-from taskroom.host.service_host import ServiceHost
-from taskroom.host.tasks import TaskStoreError
-from taskroom.host.tokens import DEFAULT_DATA_DIR, TokenError, create_token, load_secret
+from taskroom.host.server.build import build_room_server
+from taskroom.host.server.tasks import TaskStoreError
+from taskroom.host.service.service_host import ServiceHost
 from taskroom.invoke.invoke_llm_taskrunner import DEFAULT_OUTPUT_SCHEMA, DYNAMIC_PROMPT, PROMPT
 
 RUNNERS = ("llm-task-runner", "dynamic-llm-task-runner")

@@ -25,6 +25,7 @@ from mcp.server import Server, ServerRequestContext
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from taskroom.host.client.room_client import RoomClient
 from taskroom.host.mcp.models import ModelCatalog, ModelError
 from taskroom.host.mcp.prompt import FileAccess, FileRefused, build_prompt, task_summary
 from taskroom.host.mcp.tools import (
@@ -36,9 +37,8 @@ from taskroom.host.mcp.tools import (
 )
 from taskroom.host.mcp.waiting import TaskWatch, watch_tasks
 from taskroom.host.protocol import ErrorCode, RoomError
-from taskroom.host.room_client import RoomClient
-from taskroom.host.tasks.events import describe_event
-from taskroom.host.tasks.store import FINISHED
+from taskroom.host.protocol.progress import describe_event
+from taskroom.host.protocol.tasks import FINISHED
 from taskroom.toolkits.toolkit import schema_validator, validation_error
 
 logger = logging.getLogger(__name__)

@@ -14,11 +14,11 @@ from mcp.server.stdio import stdio_server
 from starlette.applications import Starlette
 from starlette.routing import Route
 
+from taskroom.host.client.room_client import RoomClient
 from taskroom.host.mcp.gateway import McpGateway
 from taskroom.host.mcp.models import ModelCatalog
 from taskroom.host.mcp.prompt import FileAccess
 from taskroom.host.mcp.tools import DEFAULT_AGENT
-from taskroom.host.room_client import RoomClient
 
 logger = logging.getLogger(__name__)
 

@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from taskroom.host.room_client import RoomClient
-from taskroom.host.tasks.events import describe_event
-from taskroom.host.tasks.store import FINISHED
+from taskroom.host.client.room_client import RoomClient
+from taskroom.host.protocol.progress import describe_event
+from taskroom.host.protocol.tasks import FINISHED
 
 
 class TaskWatch:

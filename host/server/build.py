@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from taskroom.host.room.agent_calls import install_agent_calls
-from taskroom.host.room.server import RoomServer
-from taskroom.host.room.studio import install_studio
-from taskroom.host.tasks import install_tasks
+from taskroom.host.server.agent_calls import install_agent_calls
+from taskroom.host.server.app import RoomServer
+from taskroom.host.server.studio_routes import install_studio
+from taskroom.host.server.tasks import install_tasks
 
 
 def build_room_server(

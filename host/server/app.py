@@ -12,10 +12,10 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from taskroom.host import protocol
+from taskroom.host.auth.tokens import ALL_ROOMS, ParticipantToken, TokenError, load_secret
 from taskroom.host.protocol import ErrorCode, RoomError
-from taskroom.host.room.participant import Participant
-from taskroom.host.room.room import Room
-from taskroom.host.tokens import ALL_ROOMS, ParticipantToken, TokenError, load_secret
+from taskroom.host.server.participant import Participant
+from taskroom.host.server.room import Room
 
 logger = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from taskroom.host.room_client import RoomClient
+    from taskroom.host.client.room_client import RoomClient
 
 
 class TasksClient:

@@ -16,20 +16,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from taskroom.host import protocol
-from taskroom.host.messages import ParticipantInfo, ToolkitSpec, ToolsInvoke
 from taskroom.host.protocol import ErrorCode, Frame, RoomError
-from taskroom.host.room.calls import PendingCall
-from taskroom.host.room.participant import Participant
-from taskroom.host.room.room import CallOrigin, Room
-from taskroom.host.tasks.messages import (
+from taskroom.host.protocol.messages import ParticipantInfo, ToolkitSpec, ToolsInvoke
+from taskroom.host.protocol.tasks import (
     TaskList,
     TaskOrBatch,
+    TaskRecord,
     TaskRef,
     TaskStart,
     TaskSubscribe,
     TaskWait,
 )
-from taskroom.host.tasks.store import TaskRecord, TaskStore
+from taskroom.host.server.calls import PendingCall
+from taskroom.host.server.participant import Participant
+from taskroom.host.server.room import CallOrigin, Room
+from taskroom.host.server.tasks.store import TaskStore
 from taskroom.toolkits.toolkit import schema_validator, validation_error
 
 logger = logging.getLogger(__name__)

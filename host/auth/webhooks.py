@@ -15,7 +15,7 @@ import time
 
 import jwt
 
-from taskroom.host.tokens import SECRET_ENV
+from taskroom.host.auth.tokens import SECRET_ENV
 
 WEBHOOK_SECRET_ENV = "TASKROOM_WEBHOOK_SECRET"
 SIGNATURE_HEADER = "Taskroom-Signature"

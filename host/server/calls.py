@@ -7,10 +7,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from taskroom.host.messages import ParticipantInfo
+from taskroom.host.protocol.messages import ParticipantInfo
 
 if TYPE_CHECKING:
-    from taskroom.host.room.participant import Participant
+    from taskroom.host.server.participant import Participant
 
 Reply = Callable[[bool, dict[str, Any]], Awaitable[None]]
 """Called once with (ok, data): the response data, or an error's data."""

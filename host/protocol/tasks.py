@@ -1,12 +1,56 @@
-"""Request data of the room's task API."""
+"""Task records, their events, and the request data of the room's task API."""
 
 from __future__ import annotations
 
+import time
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 MAX_WAIT_SECONDS = 3600.0
+MAX_EVENTS_PER_TASK = 500
+
+Status = Literal["pending", "running", "completed", "failed", "cancelled"]
+FINISHED: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
+
+
+class TaskRecord(BaseModel):
+    id: str
+    room: str
+    agent: str
+    tool: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    model: str | None = None
+    batch_id: str | None = None
+    caller: dict[str, Any] = Field(default_factory=dict)
+    parent_task_id: str | None = None
+    read_only: bool = False
+    status: Status = "pending"
+    created_at: float = Field(default_factory=time.time)
+    started_at: float | None = None
+    finished_at: float | None = None
+    deadline: float | None = None
+    result: Any = None
+    error: dict[str, Any] | None = None
+    usage: dict[str, int] = Field(default_factory=dict)
+    instance: str | None = None
+    attempts: int = 0
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED
+
+    @property
+    def principal(self) -> str | None:
+        """Whom the task is for: the participant it runs on behalf of, else its caller."""
+        behalf = self.caller.get("on_behalf_of") or {}
+        return behalf.get("name") or self.caller.get("name")
+
+
+class TaskEvent(BaseModel):
+    seq: int
+    at: float
+    data: dict[str, Any]
 
 
 class _Message(BaseModel):

@@ -13,7 +13,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from taskroom.host import protocol
-from taskroom.host.messages import (
+from taskroom.host.protocol import ErrorCode, Frame, RoomError
+from taskroom.host.protocol.messages import (
     REQUEST_MODELS,
     CallId,
     ParticipantInfo,
@@ -26,9 +27,8 @@ from taskroom.host.messages import (
     ToolProgress,
     ToolsInvoke,
 )
-from taskroom.host.protocol import ErrorCode, Frame, RoomError
-from taskroom.host.room.calls import PendingCall, Progress, Reply
-from taskroom.host.room.participant import Participant
+from taskroom.host.server.calls import PendingCall, Progress, Reply
+from taskroom.host.server.participant import Participant
 from taskroom.toolkits.toolkit import check_schema
 
 logger = logging.getLogger(__name__)

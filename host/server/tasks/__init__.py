@@ -7,10 +7,11 @@ import os
 import time
 from pathlib import Path
 
-from taskroom.host.room.room import Room
-from taskroom.host.room.server import RoomServer
-from taskroom.host.tasks.manager import TaskManager
-from taskroom.host.tasks.store import SQLiteTaskStore, TaskRecord, TaskStore, TaskStoreError
+from taskroom.host.protocol.tasks import TaskRecord
+from taskroom.host.server.app import RoomServer
+from taskroom.host.server.room import Room
+from taskroom.host.server.tasks.manager import TaskManager
+from taskroom.host.server.tasks.store import SQLiteTaskStore, TaskStore, TaskStoreError
 
 logger = logging.getLogger(__name__)
 

@@ -13,58 +13,15 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, Field
+from taskroom.host.protocol.tasks import MAX_EVENTS_PER_TASK, TaskEvent, TaskRecord
 
 logger = logging.getLogger(__name__)
-
-Status = Literal["pending", "running", "completed", "failed", "cancelled"]
-FINISHED: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
-MAX_EVENTS_PER_TASK = 500
 
 
 class TaskStoreError(Exception):
     """The store cannot be opened or written; the message says which file and why."""
-
-
-class TaskRecord(BaseModel):
-    id: str
-    room: str
-    agent: str
-    tool: str
-    arguments: dict[str, Any] = Field(default_factory=dict)
-    model: str | None = None
-    batch_id: str | None = None
-    caller: dict[str, Any] = Field(default_factory=dict)
-    parent_task_id: str | None = None
-    read_only: bool = False
-    status: Status = "pending"
-    created_at: float = Field(default_factory=time.time)
-    started_at: float | None = None
-    finished_at: float | None = None
-    deadline: float | None = None
-    result: Any = None
-    error: dict[str, Any] | None = None
-    usage: dict[str, int] = Field(default_factory=dict)
-    instance: str | None = None
-    attempts: int = 0
-
-    @property
-    def finished(self) -> bool:
-        return self.status in FINISHED
-
-    @property
-    def principal(self) -> str | None:
-        """Whom the task is for: the participant it runs on behalf of, else its caller."""
-        behalf = self.caller.get("on_behalf_of") or {}
-        return behalf.get("name") or self.caller.get("name")
-
-
-class TaskEvent(BaseModel):
-    seq: int
-    at: float
-    data: dict[str, Any]
 
 
 class TaskStore(ABC):

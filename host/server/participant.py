@@ -7,8 +7,8 @@ import secrets
 
 from aiohttp import web
 
-from taskroom.host.messages import ParticipantInfo
-from taskroom.host.tokens import ParticipantToken
+from taskroom.host.auth.tokens import ParticipantToken
+from taskroom.host.protocol.messages import ParticipantInfo
 
 logger = logging.getLogger(__name__)
 

@@ -21,9 +21,9 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from taskroom.host import protocol
-from taskroom.host.messages import ParticipantInfo, ToolkitInstance
+from taskroom.host.client.tasks import TasksClient
 from taskroom.host.protocol import ErrorCode, RoomError
-from taskroom.host.tasks.client import TasksClient
+from taskroom.host.protocol.messages import ParticipantInfo, ToolkitInstance
 from taskroom.toolkits.context import ToolContext
 from taskroom.toolkits.toolkit import Toolkit
 

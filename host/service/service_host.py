@@ -19,15 +19,15 @@ from typing import Any, Protocol, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, Field, ValidationError
 
-from taskroom.host.protocol import ErrorCode, RoomError
-from taskroom.host.room_client import RoomClient
-from taskroom.host.webhooks import (
+from taskroom.host.auth.webhooks import (
     ROOM_CALL_EVENT,
     SIGNATURE_HEADER,
     WebhookError,
     service_webhook_secret,
     verify_webhook,
 )
+from taskroom.host.client.room_client import RoomClient
+from taskroom.host.protocol import ErrorCode, RoomError
 
 logger = logging.getLogger(__name__)
 

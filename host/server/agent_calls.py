@@ -16,20 +16,20 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from taskroom.host import protocol
-from taskroom.host.messages import Dismiss, RoomCall
-from taskroom.host.protocol import ErrorCode, Frame, RoomError
-from taskroom.host.room.participant import Participant
-from taskroom.host.room.room import Room
-from taskroom.host.tokens import SECRET_ENV, create_token
-from taskroom.host.webhooks import (
+from taskroom.host.auth.tokens import SECRET_ENV, create_token
+from taskroom.host.auth.webhooks import (
     ROOM_CALL_EVENT,
     SIGNATURE_HEADER,
     WEBHOOK_SECRET_ENV,
     sign_webhook,
 )
+from taskroom.host.protocol import ErrorCode, Frame, RoomError
+from taskroom.host.protocol.messages import Dismiss, RoomCall
+from taskroom.host.server.participant import Participant
+from taskroom.host.server.room import Room
 
 if TYPE_CHECKING:
-    from taskroom.host.room.server import RoomServer
+    from taskroom.host.server.app import RoomServer
 
 WEBHOOK_TIMEOUT = 60.0
 DISMISSED_EVENT = "room.dismissed"

@@ -15,8 +15,8 @@ from importlib import resources
 
 from aiohttp import web
 
-from taskroom.host.room.server import ROOM_NAME, RoomServer
-from taskroom.host.tokens import TokenError
+from taskroom.host.auth.tokens import TokenError
+from taskroom.host.server.app import ROOM_NAME, RoomServer
 
 CONTENT_TYPES = {".js": "text/javascript", ".css": "text/css"}
 ASSET_NAME = re.compile(r"^[a-z0-9-]+(\.js|\.css)$")

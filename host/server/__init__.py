@@ -1,6 +1,6 @@
 """The room server: participants, toolkits, schemas and call routing."""
 
-from taskroom.host.room.room import Room
-from taskroom.host.room.server import RoomServer
+from taskroom.host.server.app import RoomServer
+from taskroom.host.server.room import Room
 
 __all__ = ["Room", "RoomServer"]

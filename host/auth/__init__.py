@@ -1,0 +1,1 @@
+"""Token signing and checking, and webhook signatures."""

@@ -1,0 +1,1 @@
+"""The room client: a participant's connection to a room, its task API."""

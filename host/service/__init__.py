@@ -1,0 +1,1 @@
+"""The service host: agent classes called into rooms by signed webhook."""
