@@ -45,17 +45,20 @@ def room_serve(
 ) -> None:
     """Serve rooms over WebSocket at /rooms/{room}, health at /healthz."""
     from taskroom.host.server.build import build_room_server
+    from taskroom.host.server.tasks import TaskStoreError
 
     setup_logging(verbose)
     try:
         server = build_room_server(data_dir=data_dir, public_url=public_url)
-    except (TokenError, OSError) as exc:
+    except (TokenError, OSError, TaskStoreError) as exc:
         fail(str(exc))
     stderr.print(f"room server on http://{host}:{port} (data in {data_dir})")
     try:
         asyncio.run(server.serve_forever(host, port))
     except KeyboardInterrupt:
         pass
+    except TaskStoreError as exc:
+        fail(str(exc))
     except OSError as exc:
         fail(f"cannot serve on {host}:{port}: {exc.strerror or exc}")
 

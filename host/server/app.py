@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ SUBPROTOCOL = "taskroom"
 BEARER_SUBPROTOCOL = "taskroom.bearer."
 """A browser offers ``["taskroom", "taskroom.bearer.<token>"]``; the room picks the first."""
 
-RoomSetup = Callable[["RoomServer", Room], None]
+RoomSetup = Callable[["RoomServer", Room], Awaitable[None] | None]
 
 
 class RoomServer:
@@ -52,7 +53,9 @@ class RoomServer:
         self.heartbeat = heartbeat
         self.rooms: dict[str, Room] = {}
         self.room_setup: list[RoomSetup] = list(room_setup or [])
-        self.stop_hooks: list[Callable[[], None]] = []
+        self.start_hooks: list[Callable[[], Awaitable[None]]] = []
+        self.stop_hooks: list[Callable[[], Awaitable[None]]] = []
+        self._opening: dict[str, asyncio.Future[Room]] = {}
         self.app = web.Application()
         self.app.router.add_get("/healthz", self._healthz)
         self.app.router.add_get("/rooms/{room}", self._join)
@@ -64,13 +67,31 @@ class RoomServer:
         self._runner: web.AppRunner | None = None
         self._sockets: set[web.WebSocketResponse] = set()
 
-    def room(self, name: str) -> Room:
+    async def room(self, name: str) -> Room:
+        """The room called ``name``, set up on first use (concurrent joins share one setup)."""
         room = self.rooms.get(name)
-        if room is None:
-            room = self.rooms[name] = Room(name, max_frame_bytes=self.max_frame_bytes)
+        if room is not None:
+            return room
+        opening = self._opening.get(name)
+        if opening is not None:
+            return await asyncio.shield(opening)
+        future: asyncio.Future[Room] = asyncio.get_running_loop().create_future()
+        self._opening[name] = future
+        try:
+            room = Room(name, max_frame_bytes=self.max_frame_bytes)
             for setup in self.room_setup:
-                setup(self, room)
-        return room
+                result = setup(self, room)
+                if inspect.isawaitable(result):
+                    await result
+            self.rooms[name] = room
+            future.set_result(room)
+            return room
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved here: a joiner that shares it re-raises it
+            raise
+        finally:
+            self._opening.pop(name, None)
 
     def authenticate(self, request: web.Request, room: str) -> ParticipantToken:
         """The token from ``Authorization: Bearer``, else from the WebSocket subprotocol
@@ -108,7 +129,7 @@ class RoomServer:
             autoping=True,
         )
         await ws.prepare(request)
-        room = self.room(name)
+        room = await self.room(name)
         participant = Participant(ws, token)
         self._sockets.add(ws)
         await room.join(participant)
@@ -147,6 +168,8 @@ class RoomServer:
 
     async def start(self, host: str = "127.0.0.1", port: int = 8765) -> str:
         """Serve until :meth:`stop`; returns the base URL (port 0 picks a free one)."""
+        for hook in self.start_hooks:
+            await hook()
         self._runner = web.AppRunner(self.app, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
@@ -165,7 +188,7 @@ class RoomServer:
             for hook in room.close_hooks:
                 await hook()
         for hook in self.stop_hooks:
-            hook()
+            await hook()
 
     async def serve_forever(self, host: str, port: int) -> None:
         await self.start(host, port)

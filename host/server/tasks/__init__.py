@@ -43,22 +43,25 @@ def install_tasks(
         store = SQLiteTaskStore(Path(server.data_dir) / STORE_FILE)
     if retention is None:
         retention = float(os.environ.get("TASKROOM_TASK_RETENTION", DEFAULT_RETENTION))
-    store.sweep(time.time() - retention)
-    for record in store.unfinished():
-        if record.status == "running":
-            record.status = "failed"
-            record.finished_at = time.time()
-            record.error = {
-                "code": "unavailable",
-                "message": "the room server stopped while this task was running",
-            }
-            store.save(record)
 
-    def setup(_: RoomServer, room: Room) -> None:
+    async def recover() -> None:
+        await store.sweep(time.time() - retention)
+        for record in await store.unfinished():
+            if record.status == "running":
+                record.status = "failed"
+                record.finished_at = time.time()
+                record.error = {
+                    "code": "unavailable",
+                    "message": "the room server stopped while this task was running",
+                }
+                await store.save(record)
+
+    async def setup(_: RoomServer, room: Room) -> None:
         manager = TaskManager(room, store)
-        manager.install()
+        await manager.install()
         room.tasks = manager
 
+    server.start_hooks.append(recover)
     server.room_setup.append(setup)
     server.stop_hooks.append(store.close)
     return store

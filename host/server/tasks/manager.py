@@ -93,7 +93,7 @@ class TaskManager:
         self.subscriptions: dict[str, Subscription] = {}
         self._watchdog: asyncio.Task[None] | None = None
 
-    def install(self) -> None:
+    async def install(self) -> None:
         room = self.room
         handlers = {
             "tasks.start": (TaskStart, self._start, False, "tasks.start"),
@@ -111,7 +111,7 @@ class TaskManager:
         room.register_hooks.append(self._on_register)
         room.leave_hooks.append(self._on_leave)
         room.close_hooks.append(self.close)
-        for record in self.store.unfinished(room.name):
+        for record in await self.store.unfinished(room.name):
             if record.status == "pending":
                 self.live[record.id] = LiveTask(record, self.inactivity_timeout)
                 self.queue.append(record.id)
@@ -130,17 +130,17 @@ class TaskManager:
         behalf = record.caller.get("on_behalf_of") or {}
         return p.name in (record.caller.get("name"), behalf.get("name"))
 
-    def _load(self, p: Participant, task_id: str) -> TaskRecord:
+    async def _load(self, p: Participant, task_id: str) -> TaskRecord:
         live = self.live.get(task_id)
-        record = live.record if live else self.store.get(self.room.name, task_id)
+        record = live.record if live else await self.store.get(self.room.name, task_id)
         if record is None or not self._can_access(p, record):
             raise RoomError(ErrorCode.NOT_FOUND, f"no task {task_id!r} in room {self.room.name!r}")
         return record
 
-    def _batch(self, p: Participant, batch_id: str) -> list[TaskRecord]:
+    async def _batch(self, p: Participant, batch_id: str) -> list[TaskRecord]:
         records = [
             r
-            for r in self.store.list(self.room.name, batch_id=batch_id, limit=500)
+            for r in await self.store.list(self.room.name, batch_id=batch_id, limit=500)
             if self._can_access(p, r)
         ]
         if not records:
@@ -151,11 +151,11 @@ class TaskManager:
 
     # --- snapshots and pushes ----------------------------------------------------------
 
-    def snapshot(self, record: TaskRecord, *, events: int = RECENT_EVENTS) -> dict[str, Any]:
+    async def snapshot(self, record: TaskRecord, *, events: int = RECENT_EVENTS) -> dict[str, Any]:
         data = record.model_dump(mode="json")
         data["events"] = [
             e.model_dump(mode="json")
-            for e in self.store.events(self.room.name, record.id, limit=events)
+            for e in await self.store.events(self.room.name, record.id, limit=events)
         ]
         data["poll_interval"] = (
             None if record.finished else (1.0 if record.status == "running" else 2.0)
@@ -172,7 +172,7 @@ class TaskManager:
                 await p.send(text)
 
     async def _changed(self, record: TaskRecord) -> None:
-        self.store.save(record)
+        await self.store.save(record)
         await self._push(
             "task.updated",
             record,
@@ -213,7 +213,7 @@ class TaskManager:
             {"agents": self.agent_names()},
         )
 
-    def _create(
+    async def _create(
         self,
         caller: ParticipantInfo,
         spec: ToolkitSpec,
@@ -259,7 +259,7 @@ class TaskManager:
             chain=origin.chain,
         )
         self.live[record.id] = live
-        self.store.save(record)
+        await self.store.save(record)
         self.queue.append(record.id)
         return live
 
@@ -279,7 +279,7 @@ class TaskManager:
             if model is not None:
                 arguments["model"] = model
             created.append(
-                self._create(
+                await self._create(
                     p.info,
                     spec,
                     arguments,
@@ -295,7 +295,7 @@ class TaskManager:
         return {
             "task_ids": [t.record.id for t in created],
             "batch_id": batch_id,
-            "tasks": [self.snapshot(t.record, events=0) for t in created],
+            "tasks": [await self.snapshot(t.record, events=0) for t in created],
         }
 
     async def _intercept(
@@ -306,7 +306,7 @@ class TaskManager:
         if not specs or req.tool != (specs[0][1].metadata.get("tool") or ""):
             return False
         spec = self._agent_spec(p, req.toolkit)
-        live = self._create(
+        live = await self._create(
             p.info,
             spec,
             req.arguments,
@@ -384,7 +384,7 @@ class TaskManager:
     async def _progress(self, live: LiveTask, data: dict[str, Any]) -> None:
         live.last_activity = time.monotonic()
         record = live.record
-        event = self.store.add_event(self.room.name, record.id, data)
+        event = await self.store.add_event(self.room.name, record.id, data)
         await self._push(
             "task.progress",
             record,
@@ -472,10 +472,10 @@ class TaskManager:
     # --- requests ------------------------------------------------------------------------------
 
     async def _get(self, p: Participant, req: TaskRef, frame: Frame) -> dict[str, Any]:
-        return self.snapshot(self._load(p, req.task_id))
+        return await self.snapshot(await self._load(p, req.task_id))
 
     async def _result(self, p: Participant, req: TaskRef, frame: Frame) -> dict[str, Any]:
-        record = self._load(p, req.task_id)
+        record = await self._load(p, req.task_id)
         if not record.finished:
             raise RoomError(
                 ErrorCode.CONFLICT,
@@ -492,7 +492,9 @@ class TaskManager:
 
     async def _wait(self, p: Participant, req: TaskWait, frame: Frame) -> dict[str, Any]:
         records = (
-            [self._load(p, req.task_id)] if req.task_id else self._batch(p, req.batch_id or "")
+            [await self._load(p, req.task_id)]
+            if req.task_id
+            else await self._batch(p, req.batch_id or "")
         )
         futures = []
         for record in records:
@@ -510,17 +512,20 @@ class TaskManager:
         for fut in futures:
             fut.cancel()
         current = [
-            self.live[r.id].record if r.id in self.live else self._load(p, r.id) for r in records
+            self.live[r.id].record if r.id in self.live else await self._load(p, r.id)
+            for r in records
         ]
         return {
             "timed_out": timed_out,
             "done": all(r.finished for r in current),
-            "tasks": [self.snapshot(r, events=0) for r in current],
+            "tasks": [await self.snapshot(r, events=0) for r in current],
         }
 
     async def _cancel(self, p: Participant, req: TaskOrBatch, frame: Frame) -> dict[str, Any]:
         records = (
-            [self._load(p, req.task_id)] if req.task_id else self._batch(p, req.batch_id or "")
+            [await self._load(p, req.task_id)]
+            if req.task_id
+            else await self._batch(p, req.batch_id or "")
         )
         if req.task_id and records[0].finished:
             raise RoomError(
@@ -547,7 +552,7 @@ class TaskManager:
         caller = req.caller
         if not (p.allows("tasks.all") or p.allows("*")):
             caller = p.name
-        records = self.store.list(
+        records = await self.store.list(
             self.room.name,
             status=req.status,
             agent=req.agent,
@@ -559,13 +564,13 @@ class TaskManager:
         more = len(records) > req.limit
         records = records[: req.limit]
         return {
-            "tasks": [self.snapshot(r, events=0) for r in records],
+            "tasks": [await self.snapshot(r, events=0) for r in records],
             "next_before": records[-1].created_at if more else None,
         }
 
     async def _subscribe(self, p: Participant, req: TaskSubscribe, frame: Frame) -> dict[str, Any]:
         if req.task_id:
-            self._load(p, req.task_id)
+            await self._load(p, req.task_id)
         sub = self.subscriptions.setdefault(p.id, Subscription())
         sub.all = sub.all or req.all
         if req.task_id:

@@ -25,16 +25,20 @@ class TaskStoreError(Exception):
 
 
 class TaskStore(ABC):
-    """What the room needs from a task store."""
+    """What the room needs from a task store.
+
+    Every method is a coroutine: an implementation does its I/O off the event loop (a
+    thread for SQLite, a network driver for PostgreSQL), so no room ever waits on a disk.
+    """
 
     @abstractmethod
-    def save(self, task: TaskRecord) -> None: ...
+    async def save(self, task: TaskRecord) -> None: ...
 
     @abstractmethod
-    def get(self, room: str, task_id: str) -> TaskRecord | None: ...
+    async def get(self, room: str, task_id: str) -> TaskRecord | None: ...
 
     @abstractmethod
-    def list(
+    async def list(
         self,
         room: str,
         *,
@@ -47,19 +51,19 @@ class TaskStore(ABC):
     ) -> list[TaskRecord]: ...
 
     @abstractmethod
-    def unfinished(self, room: str | None = None) -> list[TaskRecord]: ...
+    async def unfinished(self, room: str | None = None) -> list[TaskRecord]: ...
 
     @abstractmethod
-    def add_event(self, room: str, task_id: str, data: dict[str, Any]) -> TaskEvent: ...
+    async def add_event(self, room: str, task_id: str, data: dict[str, Any]) -> TaskEvent: ...
 
     @abstractmethod
-    def events(self, room: str, task_id: str, *, limit: int = 50) -> list[TaskEvent]: ...
+    async def events(self, room: str, task_id: str, *, limit: int = 50) -> list[TaskEvent]: ...
 
     @abstractmethod
-    def sweep(self, older_than: float) -> int: ...
+    async def sweep(self, older_than: float) -> int: ...
 
     @abstractmethod
-    def close(self) -> None: ...
+    async def close(self) -> None: ...
 
 
 _SCHEMA = """
@@ -111,7 +115,7 @@ class SQLiteTaskStore(TaskStore):
         except sqlite3.DatabaseError as exc:
             raise TaskStoreError(f"cannot write the task store {self.path}: {exc}") from None
 
-    def save(self, task: TaskRecord) -> None:
+    async def save(self, task: TaskRecord) -> None:
         self._write(
             "INSERT OR REPLACE INTO tasks (room, id, agent, status, batch_id, caller_name,"
             " created_at, finished_at, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -128,13 +132,13 @@ class SQLiteTaskStore(TaskStore):
             ),
         )
 
-    def get(self, room: str, task_id: str) -> TaskRecord | None:
+    async def get(self, room: str, task_id: str) -> TaskRecord | None:
         row = self.db.execute(
             "SELECT body FROM tasks WHERE room = ? AND id = ?", (room, task_id)
         ).fetchone()
         return TaskRecord.model_validate_json(row[0]) if row else None
 
-    def list(
+    async def list(
         self,
         room: str,
         *,
@@ -163,7 +167,7 @@ class SQLiteTaskStore(TaskStore):
         params.append(limit)
         return [TaskRecord.model_validate_json(r[0]) for r in self.db.execute(sql, params)]
 
-    def unfinished(self, room: str | None = None) -> list[TaskRecord]:
+    async def unfinished(self, room: str | None = None) -> list[TaskRecord]:
         sql = "SELECT body FROM tasks WHERE status IN ('pending', 'running')"
         params: tuple[Any, ...] = ()
         if room is not None:
@@ -172,7 +176,7 @@ class SQLiteTaskStore(TaskStore):
         sql += " ORDER BY created_at"
         return [TaskRecord.model_validate_json(r[0]) for r in self.db.execute(sql, params)]
 
-    def add_event(self, room: str, task_id: str, data: dict[str, Any]) -> TaskEvent:
+    async def add_event(self, room: str, task_id: str, data: dict[str, Any]) -> TaskEvent:
         key = (room, task_id)
         seq = self._seq.get(key)
         if seq is None:
@@ -197,7 +201,7 @@ class SQLiteTaskStore(TaskStore):
     def forget_sequence(self, room: str, task_id: str) -> None:
         self._seq.pop((room, task_id), None)
 
-    def events(self, room: str, task_id: str, *, limit: int = 50) -> list[TaskEvent]:
+    async def events(self, room: str, task_id: str, *, limit: int = 50) -> list[TaskEvent]:
         rows = self.db.execute(
             "SELECT seq, at, data FROM task_events WHERE room = ? AND task_id = ?"
             " ORDER BY seq DESC LIMIT ?",
@@ -205,7 +209,7 @@ class SQLiteTaskStore(TaskStore):
         ).fetchall()
         return [TaskEvent(seq=s, at=a, data=json.loads(d)) for s, a, d in reversed(rows)]
 
-    def sweep(self, older_than: float) -> int:
+    async def sweep(self, older_than: float) -> int:
         cur = self.db.execute(
             "SELECT room, id FROM tasks WHERE finished_at IS NOT NULL AND finished_at < ?",
             (older_than,),
@@ -218,5 +222,5 @@ class SQLiteTaskStore(TaskStore):
             logger.info("retention removed %d finished tasks", len(doomed))
         return len(doomed)
 
-    def close(self) -> None:
+    async def close(self) -> None:
         self.db.close()
