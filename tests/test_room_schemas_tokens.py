@@ -79,7 +79,12 @@ async def test_schemas_round_trip_with_change_events(connect):
     carol = await connect("carol")
     assert carol.ready_data["schemas"] == ["person", "pet"]
 
-    await bob.remove_schema("pet")
+    # a schema belongs to whoever created it: bob can neither overwrite nor remove it
+    for attempt in (bob.remove_schema("pet"), bob.put_schema("pet", {"type": "integer"})):
+        with pytest.raises(RoomError) as denied:
+            await attempt
+        assert denied.value.code == ErrorCode.PERMISSION_DENIED
+    await alice.remove_schema("pet")
     await eventually(lambda: len(changes) == 4)
     assert changes[3] == {"name": "pet", "action": "removed"}
     assert await alice.list_schemas() == {"person": updated}

@@ -229,7 +229,7 @@ async def test_200_tasks_over_two_instances_none_lost_or_run_twice(join):
     seen: list[str] = []
     runners = [CountingRunner(seen, 10), CountingRunner(seen, 10)]
     for i, runner in enumerate(runners):
-        await runner.start(await join(f"counter-{i}", "agent"))
+        await runner.start(await join("counter", "agent"))
     alice = await join()
     started = await asyncio.gather(*(alice.tasks.start("counter", {"n": i}) for i in range(200)))
     ids = [s["task_ids"][0] for s in started]

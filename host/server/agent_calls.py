@@ -151,6 +151,6 @@ async def dismiss_participant(room: Room, participant_id: str, reason: str) -> d
         raise RoomError(
             ErrorCode.NOT_FOUND, f"no participant {participant_id!r} is in room {room.name!r}"
         )
-    await target.send(protocol.encode(DISMISSED_EVENT, {"reason": reason}))
-    await target.ws.close(code=protocol.DISMISSED_CLOSE_CODE, message=b"dismissed")
+    target.send(protocol.encode(DISMISSED_EVENT, {"reason": reason}))
+    await target.peer.close(protocol.DISMISSED_CLOSE_CODE, "dismissed")
     return {"participant_id": target.id, "name": target.name, "dismissed": True}

@@ -16,6 +16,7 @@ from taskroom.host import protocol
 from taskroom.host.auth.tokens import ALL_ROOMS, ParticipantToken, TokenError, load_secret
 from taskroom.host.protocol import ErrorCode, RoomError
 from taskroom.host.server.participant import Participant
+from taskroom.host.server.peer import DEFAULT_SEND_QUEUE_BYTES, QueuedPeer
 from taskroom.host.server.room import Room
 
 logger = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ class RoomServer:
         secret: str | None = None,
         max_frame_bytes: int = protocol.MAX_FRAME_BYTES,
         heartbeat: float = HEARTBEAT_SECONDS,
+        max_send_queue_bytes: int = DEFAULT_SEND_QUEUE_BYTES,
         room_setup: list[RoomSetup] | None = None,
         public_url: str | None = None,
         webhook_secret: str | None = None,
@@ -51,6 +53,7 @@ class RoomServer:
         self.secret = secret or load_secret(self.data_dir)
         self.max_frame_bytes = max_frame_bytes
         self.heartbeat = heartbeat
+        self.max_send_queue_bytes = max_send_queue_bytes
         self.rooms: dict[str, Room] = {}
         self.room_setup: list[RoomSetup] = list(room_setup or [])
         self.start_hooks: list[Callable[[], Awaitable[None]]] = []
@@ -130,7 +133,13 @@ class RoomServer:
         )
         await ws.prepare(request)
         room = await self.room(name)
-        participant = Participant(ws, token)
+        peer = QueuedPeer(
+            ws.send_str,
+            _closer(ws, request),
+            max_queue_bytes=self.max_send_queue_bytes,
+            name=f"{token.identity} in {name}",
+        )
+        participant = Participant(peer, token)
         self._sockets.add(ws)
         await room.join(participant)
         logger.info("%s joined room %s", participant, name)
@@ -139,7 +148,7 @@ class RoomServer:
                 if msg.type == WSMsgType.TEXT:
                     await self._on_text(room, participant, msg.data)
                 elif msg.type == WSMsgType.BINARY:
-                    await participant.send(
+                    participant.send(
                         protocol.error(
                             None,
                             ErrorCode.INVALID_REQUEST,
@@ -151,6 +160,7 @@ class RoomServer:
         finally:
             self._sockets.discard(ws)
             await room.leave(participant)
+            await peer.close(1000, "left")
             logger.info("%s left room %s", participant, name)
         return ws
 
@@ -158,7 +168,12 @@ class RoomServer:
         try:
             frame = protocol.decode(text, self.max_frame_bytes)
         except RoomError as exc:
-            await participant.send(protocol.error(exc.details.get("id"), exc.code, exc.message))
+            participant.send(protocol.error(exc.details.get("id"), exc.code, exc.message))
+            return
+        except RecursionError:
+            participant.send(
+                protocol.error(None, ErrorCode.INVALID_REQUEST, "frame is nested too deeply")
+            )
             return
         await room.dispatch(participant, frame)
 
@@ -203,3 +218,19 @@ class RoomServer:
 
     async def __aexit__(self, *exc: Any) -> None:
         await self.stop()
+
+
+def _closer(
+    ws: web.WebSocketResponse, request: web.Request
+) -> Callable[[int, str], Awaitable[None]]:
+    """Close a socket with a reason; if the peer does not take the close frame within a
+    few seconds (it stopped reading), drop the TCP connection."""
+
+    async def close(code: int, reason: str) -> None:
+        try:
+            await asyncio.wait_for(ws.close(code=code, message=reason.encode()[:120]), 5.0)
+        except (TimeoutError, ConnectionError, RuntimeError):
+            if request.transport is not None:
+                request.transport.abort()
+
+    return close

@@ -1,16 +1,16 @@
-"""In-flight tool calls: who asked, who hosts, when it expires, how to answer."""
+"""Typed pieces of a routed call: where it comes from, where it goes, how it is answered."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from taskroom.host.protocol.messages import ParticipantInfo
+from taskroom.host.protocol.messages import ParticipantInfo, ToolkitSpec
 
 if TYPE_CHECKING:
-    from taskroom.host.server.participant import Participant
+    from taskroom.host.server.participant import Participant, Principal
 
 Reply = Callable[[bool, dict[str, Any]], Awaitable[None]]
 """Called once with (ok, data): the response data, or an error's data."""
@@ -18,37 +18,81 @@ Reply = Callable[[bool, dict[str, Any]], Awaitable[None]]
 Progress = Callable[[dict[str, Any]], Awaitable[None]]
 
 
+@dataclass(frozen=True)
+class CallOrigin:
+    """Whom a call is for, as the room derives it (never from the caller's frame).
+
+    ``principal`` decides visibility; ``read_only`` is inherited by everything started
+    on behalf of a read_only task.
+    """
+
+    principal: Principal
+    on_behalf_of: ParticipantInfo | None = None
+    chain: tuple[str, ...] = ()
+    task_id: str | None = None
+    read_only: bool = False
+
+
+@dataclass(frozen=True)
+class CallTarget:
+    """What to call: a tool of a toolkit, optionally pinned to one hosting participant."""
+
+    toolkit: str
+    tool: str
+    participant_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Answer:
+    """Where the outcome goes. ``caller``/``ref`` name the request that asked, so the
+    call is cancelled when that connection leaves or cancels it by its request id."""
+
+    reply: Reply
+    progress: Progress
+    caller: Participant | None = None
+    ref: str | int | None = None
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One registered toolkit instance: the participant hosting it and its spec."""
+
+    host: Participant
+    spec: ToolkitSpec
+
+
 @dataclass(eq=False)
 class PendingCall:
     """One call routed through the room, answered exactly once."""
 
     call_id: str
-    toolkit: str
-    tool: str
+    target: CallTarget
     host: Participant
-    caller: ParticipantInfo
-    on_behalf_of: ParticipantInfo | None
-    reply: Reply
-    progress: Progress
-    caller_participant: Participant | None = None
-    caller_ref: str | int | None = None
-    task_id: str | None = None
-    read_only: bool = False
-    chain: list[str] = field(default_factory=list)
+    origin: CallOrigin
+    answer: Answer
     timer: asyncio.TimerHandle | None = None
     done: bool = False
 
+    @property
+    def toolkit(self) -> str:
+        return self.target.toolkit
+
+    @property
+    def tool(self) -> str:
+        return self.target.tool
+
     def wire_data(self, arguments: dict[str, Any], timeout: float) -> dict[str, Any]:
         """The ``tool.call`` data the host receives."""
+        behalf = self.origin.on_behalf_of
         return {
             "call_id": self.call_id,
-            "toolkit": self.toolkit,
-            "tool": self.tool,
+            "toolkit": self.target.toolkit,
+            "tool": self.target.tool,
             "arguments": arguments,
-            "caller": self.caller.model_dump(),
-            "on_behalf_of": self.on_behalf_of.model_dump() if self.on_behalf_of else None,
-            "task_id": self.task_id,
-            "read_only": self.read_only,
-            "chain": self.chain,
+            "caller": self.origin.principal.info.model_dump(),
+            "on_behalf_of": behalf.model_dump() if behalf else None,
+            "task_id": self.origin.task_id,
+            "read_only": self.origin.read_only,
+            "chain": list(self.origin.chain),
             "timeout": timeout,
         }

@@ -1,23 +1,27 @@
 """The room's task API: durable records, dispatch to agent instances, waits and pushes.
 
-A task is one run of an agent's ``run_<name>_task`` tool. Start answers at once with an
-unguessable id; the room then picks the least-loaded instance (queueing while all are
-busy), records progress, and settles waiters and subscribers when the run ends.
+A task is one run of an agent's task tool. Start answers at once with an unguessable id
+once the record is stored; the room then asks its call router for a free instance
+(queueing per agent while all are busy), records progress, and settles waiters and
+subscribers when the run ends. Every call goes through the router, which checks
+visibility again, so a queued or re-queued task can never reach an instance its caller
+cannot see.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import secrets
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from taskroom.host import protocol
 from taskroom.host.protocol import ErrorCode, Frame, RoomError
-from taskroom.host.protocol.messages import ParticipantInfo, ToolkitSpec, ToolsInvoke
+from taskroom.host.protocol.messages import ParticipantInfo, ToolkitSpec
 from taskroom.host.protocol.tasks import (
     TaskList,
     TaskOrBatch,
@@ -27,19 +31,25 @@ from taskroom.host.protocol.tasks import (
     TaskSubscribe,
     TaskWait,
 )
-from taskroom.host.server.calls import PendingCall
-from taskroom.host.server.participant import Participant
-from taskroom.host.server.room import CallOrigin, Room
-from taskroom.host.server.tasks.store import TaskStore
+from taskroom.host.server.calls import Answer, CallOrigin, CallTarget, Instance, PendingCall
+from taskroom.host.server.participant import Participant, Principal
+from taskroom.host.server.router import CallRouter, agent_tool
+from taskroom.host.server.tasks.store import TaskStore, TaskStoreError
 from taskroom.toolkits.toolkit import schema_validator, validation_error
+
+if TYPE_CHECKING:
+    from taskroom.host.server.room import Room
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_DEADLINE = 3600.0
 DEFAULT_INACTIVITY = 600.0
-WATCHDOG_PERIOD = 0.5
 MAX_REQUEUES = 3
 RECENT_EVENTS = 10
+MAX_WAITS_PER_CONNECTION = 1000
+"""Concurrent ``tasks.wait`` requests one connection may have open."""
+MAX_UNFINISHED_PER_PRINCIPAL = 10_000
+"""Unfinished tasks one identity may have in a room at once."""
 
 
 def new_id(prefix: str) -> str:
@@ -52,15 +62,15 @@ class LiveTask:
     """What the room keeps in memory while a task is unfinished."""
 
     record: TaskRecord
+    origin: CallOrigin
     inactivity_timeout: float
-    on_behalf_of: ParticipantInfo | None = None
-    chain: list[str] = field(default_factory=list)
     pinned_host: str | None = None
     call: PendingCall | None = None
     last_activity: float = field(default_factory=time.monotonic)
+    watchdog: asyncio.TimerHandle | None = None
     end_reason: str | None = None
     waiters: list[asyncio.Future[None]] = field(default_factory=list)
-    direct: tuple[Participant, str | int] | None = None
+    direct: Answer | None = None
 
 
 @dataclass
@@ -71,6 +81,12 @@ class Subscription:
 
     def wants(self, record: TaskRecord) -> bool:
         return self.all or record.id in self.task_ids or record.batch_id in self.batch_ids
+
+
+def _principal_of(record: TaskRecord) -> Principal:
+    """The caller of a task reloaded from the store: its name and id, no grants."""
+    info = {k: v for k, v in record.caller.items() if k != "on_behalf_of"}
+    return Principal(ParticipantInfo(**info))
 
 
 class TaskManager:
@@ -84,47 +100,48 @@ class TaskManager:
         default_deadline: float = DEFAULT_DEADLINE,
         inactivity_timeout: float = DEFAULT_INACTIVITY,
     ) -> None:
-        self.room = room
+        self.room_name = room.name
+        self.router: CallRouter = room.router
+        self.notify: Callable[[Iterable[Participant], str, dict[str, Any]], None] = room.notify
         self.store = store
         self.default_deadline = default_deadline
         self.inactivity_timeout = inactivity_timeout
         self.live: dict[str, LiveTask] = {}
-        self.queue: list[str] = []
-        self.subscriptions: dict[str, Subscription] = {}
-        self._watchdog: asyncio.Task[None] | None = None
+        self.queues: dict[str, collections.deque[str]] = {}
+        """Agent name → ids of its pending tasks, oldest first."""
+        self.unfinished: collections.Counter[str] = collections.Counter()
+        self.subscriptions: dict[Participant, Subscription] = {}
+        self.waits: dict[Participant, set[asyncio.Task[Any]]] = {}
+        self._room = room
 
     async def install(self) -> None:
-        room = self.room
-        handlers = {
-            "tasks.start": (TaskStart, self._start, False, "tasks.start"),
-            "tasks.get": (TaskRef, self._get, False, None),
-            "tasks.result": (TaskRef, self._result, False, None),
-            "tasks.wait": (TaskWait, self._wait, True, None),
-            "tasks.cancel": (TaskOrBatch, self._cancel, False, None),
-            "tasks.list": (TaskList, self._list, False, None),
-            "tasks.subscribe": (TaskSubscribe, self._subscribe, False, None),
-            "tasks.unsubscribe": (TaskSubscribe, self._unsubscribe, False, None),
-        }
-        for type_, (model, fn, background, grant) in handlers.items():
-            room.handle(type_, model, fn, background=background, grant=grant)
-        room.invoke_hooks.append(self._intercept)
-        room.register_hooks.append(self._on_register)
-        room.leave_hooks.append(self._on_leave)
-        room.close_hooks.append(self.close)
-        for record in await self.store.unfinished(room.name):
+        """Add the task requests to the room and queue the pending tasks the store holds."""
+        for type_, (model, fn, background) in {
+            "tasks.start": (TaskStart, self._start, False),
+            "tasks.get": (TaskRef, self._get, False),
+            "tasks.result": (TaskRef, self._result, False),
+            "tasks.wait": (TaskWait, self._wait, True),
+            "tasks.cancel": (TaskOrBatch, self._cancel, False),
+            "tasks.list": (TaskList, self._list, False),
+            "tasks.subscribe": (TaskSubscribe, self._subscribe, False),
+            "tasks.unsubscribe": (TaskSubscribe, self._unsubscribe, False),
+        }.items():
+            self._room.handle(type_, model, fn, background=background)
+        self._room.close_hooks.append(self.close)
+        for record in await self.store.unfinished(self.room_name):
             if record.status == "pending":
-                self.live[record.id] = LiveTask(record, self.inactivity_timeout)
-                self.queue.append(record.id)
+                origin = CallOrigin(principal=_principal_of(record), read_only=record.read_only)
+                self._track(LiveTask(record, origin, self.inactivity_timeout))
 
     async def close(self) -> None:
-        if self._watchdog is not None:
-            self._watchdog.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watchdog
+        for live in self.live.values():
+            if live.watchdog is not None:
+                live.watchdog.cancel()
 
-    # --- access -----------------------------------------------------------------------
+    # --- access -------------------------------------------------------------------------
 
-    def _can_access(self, p: Participant, record: TaskRecord) -> bool:
+    @staticmethod
+    def _can_access(p: Participant, record: TaskRecord) -> bool:
         if p.allows("tasks.all") or p.allows("*"):
             return True
         behalf = record.caller.get("on_behalf_of") or {}
@@ -132,48 +149,60 @@ class TaskManager:
 
     async def _load(self, p: Participant, task_id: str) -> TaskRecord:
         live = self.live.get(task_id)
-        record = live.record if live else await self.store.get(self.room.name, task_id)
+        record = live.record if live else await self.store.get(self.room_name, task_id)
         if record is None or not self._can_access(p, record):
-            raise RoomError(ErrorCode.NOT_FOUND, f"no task {task_id!r} in room {self.room.name!r}")
+            raise RoomError(ErrorCode.NOT_FOUND, f"no task {task_id!r} in room {self.room_name!r}")
         return record
 
     async def _batch(self, p: Participant, batch_id: str) -> list[TaskRecord]:
         records = [
             r
-            for r in await self.store.list(self.room.name, batch_id=batch_id, limit=500)
+            for r in await self.store.list(self.room_name, batch_id=batch_id, limit=500)
             if self._can_access(p, r)
         ]
         if not records:
             raise RoomError(
-                ErrorCode.NOT_FOUND, f"no batch {batch_id!r} in room {self.room.name!r}"
+                ErrorCode.NOT_FOUND, f"no batch {batch_id!r} in room {self.room_name!r}"
             )
         return [self.live[r.id].record if r.id in self.live else r for r in records]
 
-    # --- snapshots and pushes ----------------------------------------------------------
+    async def _targets(self, p: Participant, req: TaskOrBatch) -> list[TaskRecord]:
+        if req.task_id:
+            return [await self._load(p, req.task_id)]
+        return await self._batch(p, req.batch_id or "")
+
+    # --- snapshots and pushes --------------------------------------------------------------
 
     async def snapshot(self, record: TaskRecord, *, events: int = RECENT_EVENTS) -> dict[str, Any]:
         data = record.model_dump(mode="json")
-        data["events"] = [
-            e.model_dump(mode="json")
-            for e in await self.store.events(self.room.name, record.id, limit=events)
-        ]
+        data["events"] = (
+            [
+                e.model_dump(mode="json")
+                for e in await self.store.events(self.room_name, record.id, limit=events)
+            ]
+            if events
+            else []
+        )
         data["poll_interval"] = (
             None if record.finished else (1.0 if record.status == "running" else 2.0)
         )
         return data
 
-    async def _push(self, type_: str, record: TaskRecord, data: dict[str, Any]) -> None:
-        if not self.subscriptions:
-            return
-        text = protocol.encode(type_, data)
-        for pid, sub in list(self.subscriptions.items()):
-            p = self.room.participants.get(pid)
-            if p is not None and sub.wants(record) and self._can_access(p, record):
-                await p.send(text)
+    def _push(self, type_: str, record: TaskRecord, data: dict[str, Any]) -> None:
+        if self.subscriptions:
+            self.notify(
+                [
+                    p
+                    for p, sub in self.subscriptions.items()
+                    if sub.wants(record) and self._can_access(p, record)
+                ],
+                type_,
+                data,
+            )
 
     async def _changed(self, record: TaskRecord) -> None:
         await self.store.save(record)
-        await self._push(
+        self._push(
             "task.updated",
             record,
             {
@@ -186,36 +215,11 @@ class TaskManager:
             },
         )
 
-    # --- start and dispatch -----------------------------------------------------------------
-
-    def _agent_specs(self, agent: str) -> list[tuple[Participant, ToolkitSpec]]:
-        hosts = self.room.toolkits.get(agent, {})
-        return [
-            (self.room.participants[hid], spec)
-            for hid, spec in hosts.items()
-            if hid in self.room.participants and spec.metadata.get("agent")
-        ]
-
-    def agent_names(self) -> list[str]:
-        return sorted(
-            name
-            for name, hosts in self.room.toolkits.items()
-            if any(spec.metadata.get("agent") for spec in hosts.values())
-        )
-
-    def _agent_spec(self, p: Participant, agent: str) -> ToolkitSpec:
-        for host, spec in self._agent_specs(agent):
-            if self.room.can_see(p, host.id, spec):
-                return spec
-        raise RoomError(
-            ErrorCode.NOT_FOUND,
-            f"agent {agent!r} is not in room {self.room.name!r}",
-            {"agents": self.agent_names()},
-        )
+    # --- start and dispatch ----------------------------------------------------------------
 
     async def _create(
         self,
-        caller: ParticipantInfo,
+        origin: CallOrigin,
         spec: ToolkitSpec,
         arguments: dict[str, Any],
         *,
@@ -224,9 +228,10 @@ class TaskManager:
         read_only: bool = False,
         deadline: float | None = None,
         inactivity_timeout: float | None = None,
-        origin: CallOrigin | None = None,
+        pinned_host: str | None = None,
     ) -> LiveTask:
-        tool = spec.metadata.get("tool") or f"run_{spec.name}_task"
+        """Validate, store, and only then queue: a refused start leaves nothing behind."""
+        tool = agent_tool(spec) or ""
         tool_spec = next((t for t in spec.tools if t.name == tool), None)
         if tool_spec is None:
             raise RoomError(ErrorCode.NOT_FOUND, f"agent {spec.name!r} has no tool {tool!r}")
@@ -235,13 +240,20 @@ class TaskManager:
             raise RoomError(
                 ErrorCode.INVALID_REQUEST, f"invalid input for agent {spec.name!r}: {problem}"
             )
-        origin = origin or CallOrigin()
-        caller_data = caller.model_dump()
+        principal = origin.principal
+        if self.unfinished[principal.name] >= MAX_UNFINISHED_PER_PRINCIPAL:
+            raise RoomError(
+                ErrorCode.UNAVAILABLE,
+                f"{principal.name!r} already has {MAX_UNFINISHED_PER_PRINCIPAL} unfinished "
+                "tasks in this room; wait for some to finish",
+            )
+        caller_data = principal.info.model_dump()
         if origin.on_behalf_of is not None:
             caller_data["on_behalf_of"] = origin.on_behalf_of.model_dump()
+        read_only = read_only or origin.read_only
         record = TaskRecord(
             id=new_id("t_"),
-            room=self.room.name,
+            room=self.room_name,
             agent=spec.name,
             tool=tool,
             arguments=arguments,
@@ -249,24 +261,49 @@ class TaskManager:
             batch_id=batch_id,
             caller=caller_data,
             parent_task_id=origin.task_id,
-            read_only=read_only or origin.read_only,
+            read_only=read_only,
             deadline=deadline or self.default_deadline,
+        )
+        try:
+            await self.store.save(record)
+        except TaskStoreError as exc:
+            raise RoomError(ErrorCode.FAILED, f"the task could not be stored: {exc}") from None
+        task_origin = CallOrigin(
+            principal=principal,
+            on_behalf_of=origin.on_behalf_of,
+            chain=origin.chain,
+            task_id=record.id,
+            read_only=read_only,
         )
         live = LiveTask(
             record,
+            task_origin,
             inactivity_timeout or self.inactivity_timeout,
-            on_behalf_of=origin.on_behalf_of,
-            chain=origin.chain,
+            pinned_host=pinned_host,
         )
-        self.live[record.id] = live
-        await self.store.save(record)
-        self.queue.append(record.id)
+        self._track(live)
         return live
 
+    def _track(self, live: LiveTask) -> None:
+        self.live[live.record.id] = live
+        self.unfinished[live.origin.principal.name] += 1
+        self.queues.setdefault(live.record.agent, collections.deque()).append(live.record.id)
+
+    def _untrack(self, live: LiveTask) -> None:
+        self.live.pop(live.record.id, None)
+        name = live.origin.principal.name
+        self.unfinished[name] -= 1
+        if self.unfinished[name] <= 0:
+            del self.unfinished[name]
+        if live.watchdog is not None:
+            live.watchdog.cancel()
+
     async def _start(self, p: Participant, req: TaskStart, frame: Frame) -> dict[str, Any]:
-        spec = self._agent_spec(p, req.agent)
+        origin = self.router.origin_for(p)
+        spec = self.router.agent(p.principal, req.agent)
         models = req.models or [None]
-        if len(models) > 1 and not req.read_only:
+        read_only = req.read_only or origin.read_only
+        if len(models) > 1 and not read_only:
             raise RoomError(
                 ErrorCode.INVALID_REQUEST,
                 "a batch over several models must be read_only (several agents writing the "
@@ -280,77 +317,66 @@ class TaskManager:
                 arguments["model"] = model
             created.append(
                 await self._create(
-                    p.info,
+                    origin,
                     spec,
                     arguments,
                     model=model,
                     batch_id=batch_id,
-                    read_only=req.read_only,
+                    read_only=read_only,
                     deadline=req.deadline,
                     inactivity_timeout=req.inactivity_timeout,
                 )
             )
-        self._ensure_watchdog()
-        await self._dispatch()
+        await self._dispatch(spec.name)
         return {
             "task_ids": [t.record.id for t in created],
             "batch_id": batch_id,
             "tasks": [await self.snapshot(t.record, events=0) for t in created],
         }
 
-    async def _intercept(
-        self, p: Participant, req: ToolsInvoke, frame: Frame, origin: CallOrigin
-    ) -> bool:
-        """Record a direct ``run_<name>_task`` call as a task, answering it as a tool call."""
-        specs = self._agent_specs(req.toolkit)
-        if not specs or req.tool != (specs[0][1].metadata.get("tool") or ""):
-            return False
-        spec = self._agent_spec(p, req.toolkit)
+    async def start_direct(
+        self,
+        origin: CallOrigin,
+        target: CallTarget,
+        arguments: dict[str, Any],
+        answer: Answer,
+        deadline: float | None,
+    ) -> None:
+        """Record a direct call of an agent's task tool as a task, answered as a tool call."""
+        spec = self.router.agent(origin.principal, target.toolkit)
         live = await self._create(
-            p.info,
-            spec,
-            req.arguments,
-            deadline=req.timeout,
-            origin=origin,
+            origin, spec, arguments, deadline=deadline, pinned_host=target.participant_id
         )
-        live.direct = (p, frame.id) if frame.id is not None else None
-        live.pinned_host = req.participant_id
-        self._ensure_watchdog()
-        await self._dispatch()
-        return True
+        live.direct = answer
+        await self._dispatch(spec.name)
 
-    def _free_host(self, live: LiveTask) -> Participant | None:
-        best: tuple[int, Participant] | None = None
-        for host, spec in self._agent_specs(live.record.agent):
-            if live.pinned_host and host.id != live.pinned_host:
+    async def _dispatch(self, agent: str) -> None:
+        """Start queued tasks of ``agent`` while the router has free instances for them."""
+        queue = self.queues.get(agent)
+        while queue:
+            live = self.live.get(queue[0])
+            if live is None or live.record.status != "pending":
+                queue.popleft()
                 continue
-            load = self.room.load.get((host.id, spec.name), 0)
-            if load >= int(spec.metadata.get("max_concurrency") or 16):
-                continue
-            if best is None or load < best[0]:
-                best = (load, host)
-        return best[1] if best else None
+            instance = self.router.free_agent(
+                live.origin.principal,
+                agent,
+                pinned=live.pinned_host,
+                read_only=live.record.read_only,
+            )
+            if instance is None:
+                return
+            queue.popleft()
+            await self._run(live, instance)
+        self.queues.pop(agent, None)
 
-    async def _dispatch(self) -> None:
-        for task_id in list(self.queue):
-            live = self.live.get(task_id)
-            if live is None:
-                self.queue.remove(task_id)
-                continue
-            host = self._free_host(live)
-            if host is None:
-                continue
-            self.queue.remove(task_id)
-            await self._run(live, host)
-
-    async def _run(self, live: LiveTask, host: Participant) -> None:
+    async def _run(self, live: LiveTask, instance: Instance) -> None:
         record = live.record
         record.status = "running"
         record.started_at = time.time()
-        record.instance = host.id
+        record.instance = instance.host.id
         record.attempts += 1
-        live.last_activity = time.monotonic()
-        await self._changed(record)
+        self._touch(live)
 
         async def reply(ok: bool, data: dict[str, Any]) -> None:
             await self._done(live, ok, data)
@@ -359,40 +385,66 @@ class TaskManager:
             await self._progress(live, data)
 
         try:
-            live.call = await self.room.start_call(
-                caller=ParticipantInfo(
-                    **{k: v for k, v in record.caller.items() if k != "on_behalf_of"}
+            live.call = await self.router.start(
+                live.origin,
+                CallTarget(record.agent, record.tool),
+                record.arguments,
+                Answer(
+                    reply,
+                    progress,
+                    live.direct.caller if live.direct else None,
+                    live.direct.ref if live.direct else None,
                 ),
-                toolkit=record.agent,
-                tool=record.tool,
-                arguments=record.arguments,
-                host=host,
                 timeout=record.deadline,
-                on_behalf_of=live.on_behalf_of,
-                task_id=record.id,
-                read_only=record.read_only,
-                chain=live.chain,
-                check_read_only=False,
-                reply=reply,
-                progress=progress,
-                caller_participant=live.direct[0] if live.direct else None,
-                caller_ref=live.direct[1] if live.direct else None,
+                instance=instance,
             )
         except RoomError as exc:
             await self._done(live, False, exc.to_data())
+            return
+        try:
+            await self._changed(record)
+        except TaskStoreError as exc:
+            logger.error("task %s: cannot record its start: %s", record.id, exc)
+
+    def _touch(self, live: LiveTask) -> None:
+        """Note activity and arm the inactivity watchdog (a timer, not a polling loop)."""
+        live.last_activity = time.monotonic()
+        if live.watchdog is None:
+            loop = asyncio.get_running_loop()
+            live.watchdog = loop.call_later(live.inactivity_timeout, self._check_quiet, live)
+
+    def _check_quiet(self, live: LiveTask) -> None:
+        live.watchdog = None
+        if live.call is None or live.record.finished:
+            return
+        quiet = time.monotonic() - live.last_activity
+        if quiet < live.inactivity_timeout:
+            loop = asyncio.get_running_loop()
+            live.watchdog = loop.call_later(
+                live.inactivity_timeout - quiet, self._check_quiet, live
+            )
+            return
+        live.end_reason = (
+            f"no progress from agent {live.record.agent!r} for "
+            f"{live.inactivity_timeout:g} s (inactivity watchdog)"
+        )
+        asyncio.get_running_loop().create_task(self.router.cancel(live.call, live.end_reason))
 
     async def _progress(self, live: LiveTask, data: dict[str, Any]) -> None:
-        live.last_activity = time.monotonic()
+        self._touch(live)
         record = live.record
-        event = await self.store.add_event(self.room.name, record.id, data)
-        await self._push(
+        try:
+            event = await self.store.add_event(self.room_name, record.id, data)
+        except TaskStoreError as exc:
+            logger.warning("task %s: progress event not stored: %s", record.id, exc)
+            return
+        self._push(
             "task.progress",
             record,
             {"task_id": record.id, "batch_id": record.batch_id, "seq": event.seq, "data": data},
         )
         if live.direct is not None:
-            p, ref = live.direct
-            await p.send(protocol.encode("tool.progress", {"call_id": ref, "data": data}))
+            await live.direct.progress(data)
 
     async def _done(self, live: LiveTask, ok: bool, data: dict[str, Any]) -> None:
         record = live.record
@@ -400,7 +452,8 @@ class TaskManager:
         if ok:
             record.status = "completed"
             record.result = data.get("result")
-            record.usage = data.get("usage") or {}
+            usage = data.get("usage")
+            record.usage = usage if isinstance(usage, dict) else {}
         else:
             error = RoomError.from_data(data)
             if live.end_reason:
@@ -411,63 +464,61 @@ class TaskManager:
                 record.error = error.to_data()
             elif (
                 error.code == ErrorCode.UNAVAILABLE
-                and self._requeue_safe(record.agent)
+                and self.router.requeue_safe(record.agent)
                 and record.attempts < MAX_REQUEUES
             ):
                 record.status = "pending"
-                await self._changed(record)
-                self.queue.insert(0, record.id)
-                await self._dispatch()
+                await self._save_quietly(record)
+                self.queues.setdefault(record.agent, collections.deque()).appendleft(record.id)
+                await self._dispatch(record.agent)
                 return
             else:
                 record.status = "failed"
                 record.error = error.to_data()
         record.finished_at = time.time()
-        self.live.pop(record.id, None)
-        await self._changed(record)
+        try:
+            await self._changed(record)
+        except TaskStoreError as exc:
+            # The answer cannot be stored as it is (e.g. text sqlite refuses): record why
+            # instead, so the task ends for everyone rather than staying "running".
+            record.status = "failed"
+            record.result = None
+            record.error = {
+                "code": ErrorCode.FAILED.value,
+                "message": f"the agent's answer could not be stored: {exc}",
+            }
+            await self._save_quietly(record)
+        self._untrack(live)
         for waiter in live.waiters:
             if not waiter.done():
                 waiter.set_result(None)
         if live.direct is not None:
-            p, ref = live.direct
-            if ok:
+            if record.status == "completed":
                 answer = {"result": record.result, "task_id": record.id, "usage": record.usage}
-                await p.send(protocol.response(ref, answer))
+                await live.direct.reply(True, answer)
             else:
                 err = dict(record.error or {})
-                err.setdefault("details", {})["task_id"] = record.id
-                await p.send(protocol.encode(protocol.ERROR, err, ref))
-        await self._dispatch()
+                err["details"] = {**(err.get("details") or {}), "task_id": record.id}
+                await live.direct.reply(False, err)
+        await self._dispatch(record.agent)
 
-    def _requeue_safe(self, agent: str) -> bool:
-        return any(spec.metadata.get("requeue_safe") for _, spec in self._agent_specs(agent))
+    async def _save_quietly(self, record: TaskRecord) -> None:
+        try:
+            await self._changed(record)
+        except TaskStoreError as exc:
+            logger.error("task %s: cannot be stored: %s", record.id, exc)
 
-    # --- room events -----------------------------------------------------------------------
+    # --- room events ------------------------------------------------------------------------
 
-    async def _on_register(self, p: Participant, spec: ToolkitSpec) -> None:
-        if spec.metadata.get("agent") and self.queue:
-            await self._dispatch()
+    async def instance_registered(self, spec: ToolkitSpec) -> None:
+        if agent_tool(spec) and spec.name in self.queues:
+            await self._dispatch(spec.name)
 
-    async def _on_leave(self, p: Participant) -> None:
-        self.subscriptions.pop(p.id, None)
-
-    def _ensure_watchdog(self) -> None:
-        if self._watchdog is None or self._watchdog.done():
-            self._watchdog = asyncio.get_running_loop().create_task(self._watch())
-
-    async def _watch(self) -> None:
-        """End running tasks that have gone quiet for longer than they are allowed."""
-        while True:
-            await asyncio.sleep(WATCHDOG_PERIOD)
-            now = time.monotonic()
-            for live in list(self.live.values()):
-                quiet = now - live.last_activity
-                if live.call is not None and quiet > live.inactivity_timeout:
-                    live.end_reason = (
-                        f"no progress from agent {live.record.agent!r} for "
-                        f"{live.inactivity_timeout:g} s (inactivity watchdog)"
-                    )
-                    await self.room.cancel_call(live.call, live.end_reason)
+    async def participant_left(self, p: Participant) -> None:
+        """Drop the subscriptions and waits of a connection that has gone."""
+        self.subscriptions.pop(p, None)
+        for wait in self.waits.pop(p, ()):
+            wait.cancel()
 
     # --- requests ------------------------------------------------------------------------------
 
@@ -491,26 +542,42 @@ class TaskManager:
         }
 
     async def _wait(self, p: Participant, req: TaskWait, frame: Frame) -> dict[str, Any]:
-        records = (
-            [await self._load(p, req.task_id)]
-            if req.task_id
-            else await self._batch(p, req.batch_id or "")
-        )
+        records = await self._targets(p, req)
+        mine = self.waits.setdefault(p, set())
+        if len(mine) >= MAX_WAITS_PER_CONNECTION:
+            raise RoomError(
+                ErrorCode.UNAVAILABLE,
+                f"this connection already has {MAX_WAITS_PER_CONNECTION} waits open",
+            )
         futures = []
         for record in records:
             live = self.live.get(record.id)
             if live is not None:
                 fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
                 live.waiters.append(fut)
-                futures.append(fut)
+                futures.append((live, fut))
         finished_now = len(records) - len(futures)
         timed_out = False
-        if futures and not (req.mode == "first" and finished_now):
-            when = asyncio.FIRST_COMPLETED if req.mode == "first" else asyncio.ALL_COMPLETED
-            _, pending = await asyncio.wait(futures, timeout=req.timeout, return_when=when)
-            timed_out = bool(pending) and (req.mode == "all" or len(pending) == len(futures))
-        for fut in futures:
-            fut.cancel()
+        me = asyncio.current_task()
+        if me is not None:
+            mine.add(me)  # cancelled if this connection leaves: waits die with it
+        try:
+            if futures and not (req.mode == "first" and finished_now):
+                when = asyncio.FIRST_COMPLETED if req.mode == "first" else asyncio.ALL_COMPLETED
+                _, pending = await asyncio.wait(
+                    [f for _, f in futures], timeout=req.timeout, return_when=when
+                )
+                timed_out = bool(pending) and (
+                    req.mode == "all" or len(pending) == len(futures)
+                )
+        finally:
+            mine.discard(me)  # type: ignore[arg-type]
+            if not mine:
+                self.waits.pop(p, None)
+            for live, fut in futures:
+                fut.cancel()
+                with contextlib.suppress(ValueError):
+                    live.waiters.remove(fut)
         current = [
             self.live[r.id].record if r.id in self.live else await self._load(p, r.id)
             for r in records
@@ -522,11 +589,7 @@ class TaskManager:
         }
 
     async def _cancel(self, p: Participant, req: TaskOrBatch, frame: Frame) -> dict[str, Any]:
-        records = (
-            [await self._load(p, req.task_id)]
-            if req.task_id
-            else await self._batch(p, req.batch_id or "")
-        )
+        records = await self._targets(p, req)
         if req.task_id and records[0].finished:
             raise RoomError(
                 ErrorCode.CONFLICT,
@@ -541,10 +604,8 @@ class TaskManager:
                 continue
             cancelled.append(record.id)
             if live.call is not None:
-                await self.room.cancel_call(live.call, reason)
+                await self.router.cancel(live.call, reason)
             else:
-                if record.id in self.queue:
-                    self.queue.remove(record.id)
                 await self._done(live, False, RoomError(ErrorCode.CANCELLED, reason).to_data())
         return {"cancelled": cancelled}
 
@@ -553,7 +614,7 @@ class TaskManager:
         if not (p.allows("tasks.all") or p.allows("*")):
             caller = p.name
         records = await self.store.list(
-            self.room.name,
+            self.room_name,
             status=req.status,
             agent=req.agent,
             batch_id=req.batch_id,
@@ -571,7 +632,7 @@ class TaskManager:
     async def _subscribe(self, p: Participant, req: TaskSubscribe, frame: Frame) -> dict[str, Any]:
         if req.task_id:
             await self._load(p, req.task_id)
-        sub = self.subscriptions.setdefault(p.id, Subscription())
+        sub = self.subscriptions.setdefault(p, Subscription())
         sub.all = sub.all or req.all
         if req.task_id:
             sub.task_ids.add(req.task_id)
@@ -582,10 +643,10 @@ class TaskManager:
     async def _unsubscribe(
         self, p: Participant, req: TaskSubscribe, frame: Frame
     ) -> dict[str, Any]:
-        sub = self.subscriptions.get(p.id)
+        sub = self.subscriptions.get(p)
         if sub is not None:
             if req.all:
-                self.subscriptions.pop(p.id, None)
+                self.subscriptions.pop(p, None)
             else:
                 sub.task_ids.discard(req.task_id or "")
                 sub.batch_ids.discard(req.batch_id or "")

@@ -1,0 +1,130 @@
+"""The room's one seam for I/O: a ``Peer`` sends text frames and can be closed.
+
+The room and its task manager never see a socket. The server wraps each WebSocket in a
+:class:`QueuedPeer`; unit tests plug in peers that keep frames in memory.
+
+``QueuedPeer`` never makes the sender wait: frames go into a per-connection queue that a
+writer task drains. A reader that falls behind until the queue holds more than its byte
+limit is disconnected with a clear close reason, so one slow participant can neither
+block the handler of another (an agent answering a call) nor grow the room's memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_SEND_QUEUE_BYTES = 16 * 1024 * 1024
+"""Bytes a connection may have queued and unsent before the room disconnects it."""
+
+SLOW_READER_CLOSE_CODE = 4008
+"""Close code for a participant that stopped reading its socket."""
+
+
+class Peer(Protocol):
+    """Where the room sends one participant's frames."""
+
+    @property
+    def closed(self) -> bool: ...
+
+    def send(self, text: str) -> None:
+        """Queue one frame; never blocks, never raises for a peer that has gone."""
+
+    async def close(self, code: int, reason: str) -> None:
+        """Close the connection; frames queued before it are sent first."""
+
+
+SendText = Callable[[str], Awaitable[None]]
+CloseSocket = Callable[[int, str], Awaitable[None]]
+
+
+class QueuedPeer:
+    """A peer over any ``send_text``/``close`` pair, with a bounded send queue."""
+
+    def __init__(
+        self,
+        send_text: SendText,
+        close_socket: CloseSocket,
+        *,
+        max_queue_bytes: int = DEFAULT_SEND_QUEUE_BYTES,
+        name: str = "peer",
+    ) -> None:
+        self._send_text = send_text
+        self._close_socket = close_socket
+        self.max_queue_bytes = max_queue_bytes
+        self.name = name
+        self._queue: collections.deque[str] = collections.deque()
+        self._queued_bytes = 0
+        self._wake = asyncio.Event()
+        self._closed = False
+        self._writer = asyncio.get_running_loop().create_task(self._write())
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def queued_bytes(self) -> int:
+        return self._queued_bytes
+
+    def send(self, text: str) -> None:
+        if self._closed:
+            return
+        size = len(text)
+        if self._queued_bytes + size > self.max_queue_bytes and self._queue:
+            logger.warning(
+                "%s is not reading: %d bytes queued (limit %d); disconnecting it",
+                self.name,
+                self._queued_bytes + size,
+                self.max_queue_bytes,
+            )
+            self._abort(
+                SLOW_READER_CLOSE_CODE,
+                f"send queue over {self.max_queue_bytes} bytes: the connection is not being read",
+            )
+            return
+        self._queue.append(text)
+        self._queued_bytes += size
+        self._wake.set()
+
+    async def _write(self) -> None:
+        try:
+            while True:
+                while not self._queue:
+                    if self._closed:
+                        return
+                    self._wake.clear()
+                    await self._wake.wait()
+                text = self._queue.popleft()
+                self._queued_bytes -= len(text)
+                await self._send_text(text)
+        except (ConnectionError, RuntimeError) as exc:
+            logger.debug("dropping frames to %s: %s", self.name, exc)
+            self._closed = True
+            self._queue.clear()
+            self._queued_bytes = 0
+
+    def _abort(self, code: int, reason: str) -> None:
+        """Drop what is queued and close at once (the reader is not reading anyway)."""
+        self._closed = True
+        self._queue.clear()
+        self._queued_bytes = 0
+        self._writer.cancel()
+        task = asyncio.get_running_loop().create_task(self._close_socket(code, reason))
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+
+    async def close(self, code: int, reason: str) -> None:
+        if not self._closed:
+            self._closed = True
+            self._wake.set()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(self._writer), 5.0)
+        self._writer.cancel()
+        with contextlib.suppress(Exception):
+            await self._close_socket(code, reason)
