@@ -567,9 +567,7 @@ class TaskManager:
                 _, pending = await asyncio.wait(
                     [f for _, f in futures], timeout=req.timeout, return_when=when
                 )
-                timed_out = bool(pending) and (
-                    req.mode == "all" or len(pending) == len(futures)
-                )
+                timed_out = bool(pending) and (req.mode == "all" or len(pending) == len(futures))
         finally:
             mine.discard(me)  # type: ignore[arg-type]
             if not mine:
