@@ -228,7 +228,7 @@ class CountingRunner(TaskRunner):
 async def test_200_tasks_over_two_instances_none_lost_or_run_twice(join):
     seen: list[str] = []
     runners = [CountingRunner(seen, 10), CountingRunner(seen, 10)]
-    for i, runner in enumerate(runners):
+    for runner in runners:
         await runner.start(await join("counter", "agent"))
     alice = await join()
     started = await asyncio.gather(*(alice.tasks.start("counter", {"n": i}) for i in range(200)))
