@@ -59,6 +59,8 @@ class ServiceEntry(BaseModel):
             parts.port  # noqa: B018 - raises on a port out of range
         except ValueError as exc:
             raise ValueError(f"has an invalid port: {exc}") from None
+        if _ip(parts.hostname) is None and re.fullmatch(r"[0-9.]+", parts.hostname):
+            raise ValueError("names its host by a number that is not a plain IP address")
         return url.rstrip("/")
 
     @property
