@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -139,6 +140,19 @@ async def test_a_user_cannot_register_a_service(join, full_room: RoomServer) -> 
     assert not (full_room.data_dir / "services.json").exists()
 
 
+async def test_only_an_admin_removes_a_service(join, register, admin: RoomClient) -> None:
+    mallory = await join("mallory")
+    await register("svc", "http://127.0.0.1:9")
+    err = await refused(mallory, "services.remove", {"name": "svc"})
+    assert err.code == ErrorCode.PERMISSION_DENIED
+    assert await admin.request("services.remove", {"name": "svc"}) == {
+        "name": "svc",
+        "action": "removed",
+    }
+    err = await refused(mallory, "room.call", {"service": "svc", "agent": "helper"})
+    assert err.code == ErrorCode.NOT_FOUND
+
+
 async def test_the_identity_is_one_the_service_declares(join, register) -> None:
     mallory = await join("mallory")
     async with fake_service(helper=joined) as svc:
@@ -199,6 +213,23 @@ async def test_a_service_listed_in_the_data_folder_can_be_called(tmp_path) -> No
             await server.stop()
     assert answer["participant_id"] == "p_fake"
     assert listed == {"services": [{"name": "configured", "identities": ["helper"]}]}
+
+
+async def test_an_edited_registry_file_is_read_again(join, register, full_room: RoomServer) -> None:
+    alice = await join("alice")
+    await register("first", "http://127.0.0.1:9")
+    path = full_room.data_dir / "services.json"
+    async with fake_service(helper=joined) as svc:
+        entry = {"name": "edited", "url": svc.url}
+        path.write_text(json.dumps({"services": [entry]}))
+        os.utime(path, (time.time() + 5, time.time() + 5))  # a later mtime, whatever the clock
+        answer = await alice.request("room.call", {"service": "edited", "agent": "helper"})
+        path.write_text("{not json")
+        os.utime(path, (time.time() + 10, time.time() + 10))
+        err = await refused(alice, "room.call", {"service": "edited", "agent": "helper"})
+    assert answer["service"] == "edited"
+    assert err.code == ErrorCode.UNAVAILABLE
+    assert err.message == "the room server's service registry is invalid; its log says why"
 
 
 async def test_an_agent_keeps_rejoining_past_its_first_tokens_life(

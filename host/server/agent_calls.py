@@ -210,7 +210,22 @@ async def call_agent(
 async def _call(
     server: RoomServer, room: Room, entry: ServiceEntry, req: ServiceCall, room_url: str
 ) -> dict[str, Any]:
-    connector = aiohttp.TCPConnector(resolver=GuardedResolver(entry), use_dns_cache=False)
+    resolver = GuardedResolver(entry)
+    try:
+        return await _call_with(server, room, entry, req, room_url, resolver)
+    finally:
+        await resolver.close()  # a connector does not close a resolver it was given
+
+
+async def _call_with(
+    server: RoomServer,
+    room: Room,
+    entry: ServiceEntry,
+    req: ServiceCall,
+    room_url: str,
+    resolver: GuardedResolver,
+) -> dict[str, Any]:
+    connector = aiohttp.TCPConnector(resolver=resolver, use_dns_cache=False)
     async with aiohttp.ClientSession(connector=connector) as http:
         path = await _declared_path(http, entry, req.agent)
         token = create_token(

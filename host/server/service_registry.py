@@ -88,9 +88,18 @@ class ServiceRegistry:
     def __init__(self, data_dir: Path) -> None:
         self.path = Path(data_dir) / REGISTRY_FILE
         self._entries: dict[str, ServiceEntry] | None = None
+        self._loaded_mtime: float | None = None
+
+    def _mtime(self) -> float | None:
+        try:
+            return self.path.stat().st_mtime
+        except OSError:
+            return None
 
     def _load(self) -> dict[str, ServiceEntry]:
-        if self._entries is not None:
+        """The entries, read again whenever the operator has changed the file."""
+        mtime = self._mtime()
+        if self._entries is not None and mtime == self._loaded_mtime:
             return self._entries
         entries: dict[str, ServiceEntry] = {}
         if self.path.exists():
@@ -108,7 +117,7 @@ class ServiceRegistry:
                     ErrorCode.UNAVAILABLE,
                     "the room server's service registry is invalid; its log says why",
                 ) from None
-        self._entries = entries
+        self._entries, self._loaded_mtime = entries, mtime
         return entries
 
     def get(self, name: str) -> ServiceEntry:
@@ -155,7 +164,7 @@ class ServiceRegistry:
             raise RoomError(
                 ErrorCode.UNAVAILABLE, "the room server cannot store its service registry"
             ) from None
-        self._entries = entries
+        self._entries, self._loaded_mtime = entries, self._mtime()
 
 
 def check_agent_path(path: object) -> str:
