@@ -6,8 +6,8 @@ Run it and call both runners into a room in one step:
 
 or serve it and let a room call one in later:
 
-    taskroom call agent --room myroom --name llm-task-runner \\
-        --url http://127.0.0.1:8766/llm-task-runner
+    taskroom call agent --room myroom --service llm_taskrunner_service \\
+        --agent llm-task-runner
 
 The model comes from TASKROOM_MODEL, the endpoint and key from OPENAI_BASE_URL and
 OPENAI_API_KEY; the webhook secret from TASKROOM_WEBHOOK_SECRET, else TASKROOM_SECRET.

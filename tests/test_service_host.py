@@ -32,6 +32,8 @@ from tests.processes import BIN, ROOT, Process, free_port, start_room, wait_http
 SECRET = "service-host-test-" + "s" * 32
 ROOM = "alpha"
 RUNNERS = ("llm-task-runner", "dynamic-llm-task-runner")
+SERVICE = "llm_taskrunner_service"
+"""The name `taskroom service run` registers the example file's service under."""
 
 
 def token(room: str, identity: str = "tester", role: str = "user") -> str:
@@ -104,7 +106,7 @@ def service_url(
             "--room-url",
             room_url,
             "--token",
-            token(ROOM, "launcher"),
+            token(ROOM, "launcher", role="admin"),
         ],
         env={
             "TASKROOM_SECRET": SECRET,
@@ -202,9 +204,9 @@ async def test_one_service_serves_two_rooms(service_url: str, room_url: str, joi
         "agent",
         "--room",
         "beta",
-        "--url",
-        service_url + "/llm-task-runner",
-        "--name",
+        "--service",
+        SERVICE,
+        "--agent",
         "llm-task-runner",
         "--room-url",
         room_url,
@@ -233,7 +235,7 @@ async def test_dismiss_makes_the_agent_leave(service_url: str, join) -> None:
     client = await join("gamma")
     before = (await health(service_url))["instances"]
     joined = await client.request(
-        "room.call", {"name": "dyn-gamma", "url": service_url + "/dynamic-llm-task-runner"}
+        "room.call", {"service": SERVICE, "agent": "dynamic-llm-task-runner"}
     )
     pid = joined["participant_id"]
     assert "dynamic-llm-task-runner" in await toolkit_names(client)
@@ -244,7 +246,7 @@ async def test_dismiss_makes_the_agent_leave(service_url: str, join) -> None:
     )
     gone = asyncio.ensure_future(client.wait_for_event("toolkit.unregistered"))
     answer = await client.request("room.dismiss", {"participant_id": pid})
-    assert answer == {"participant_id": pid, "name": "dyn-gamma", "dismissed": True}
+    assert answer == {"participant_id": pid, "name": "dynamic-llm-task-runner", "dismissed": True}
     await asyncio.wait_for(asyncio.gather(left, gone), 5)
     assert await toolkit_names(client) == set()
 
@@ -253,7 +255,7 @@ async def test_dismiss_makes_the_agent_leave(service_url: str, join) -> None:
 
     await eventually(stopped, "the service stopped the dismissed agent")
     await asyncio.sleep(0.5)  # a reconnecting client would be back by now
-    assert "dyn-gamma" not in {p.name for p in await client.list_participants()}
+    assert pid not in {p.id for p in await client.list_participants()}
 
 
 # --- webhooks the service must refuse ------------------------------------------------------
@@ -264,33 +266,44 @@ def room_call_body(room: str = ROOM, event: str = "room.call") -> bytes:
     return json.dumps({"event": event, "data": data}).encode()
 
 
+PATH = "/llm-task-runner"
+
+
+def sign(body: bytes, secret: str = SECRET, path: str = PATH, **kw: Any) -> dict[str, str]:
+    return {SIGNATURE_HEADER: sign_webhook("POST", path, body, secret, **kw)}
+
+
 def unsigned() -> tuple[bytes, dict[str, str]]:
     return room_call_body(), {}
 
 
 def forged() -> tuple[bytes, dict[str, str]]:
     body = room_call_body()
-    return body, {SIGNATURE_HEADER: sign_webhook(body, "not-the-shared-secret-" + "f" * 32)}
+    return body, sign(body, "not-the-shared-secret-" + "f" * 32)
 
 
 def tampered() -> tuple[bytes, dict[str, str]]:
-    signature = sign_webhook(room_call_body(), SECRET)
-    return room_call_body(room="elsewhere"), {SIGNATURE_HEADER: signature}
+    return room_call_body(room="elsewhere"), sign(room_call_body())
 
 
 def expired() -> tuple[bytes, dict[str, str]]:
     body = room_call_body()
-    return body, {SIGNATURE_HEADER: sign_webhook(body, SECRET, ttl=-60)}
+    return body, sign(body, ttl=-60)
+
+
+def other_path() -> tuple[bytes, dict[str, str]]:
+    body = room_call_body()
+    return body, sign(body, path="/dynamic-llm-task-runner")
 
 
 def other_event() -> tuple[bytes, dict[str, str]]:
     body = room_call_body(event="room.closed")
-    return body, {SIGNATURE_HEADER: sign_webhook(body, SECRET)}
+    return body, sign(body)
 
 
 def bad_data() -> tuple[bytes, dict[str, str]]:
     body = json.dumps({"event": "room.call", "data": {"room_name": ROOM}}).encode()
-    return body, {SIGNATURE_HEADER: sign_webhook(body, SECRET)}
+    return body, sign(body)
 
 
 @pytest.mark.parametrize(
@@ -300,6 +313,7 @@ def bad_data() -> tuple[bytes, dict[str, str]]:
         (forged, 401, "does not match this service's webhook secret"),
         (tampered, 401, "body does not match its signature"),
         (expired, 401, "expired"),
+        (other_path, 401, "signed for POST /dynamic-llm-task-runner, not POST /llm-task-runner"),
         (other_event, 400, "unsupported event 'room.closed'"),
         (bad_data, 400, "room_url"),
     ],
@@ -322,10 +336,9 @@ async def test_service_refuses_bad_webhooks(
 
 async def test_unknown_path_is_404_and_names_the_paths(service_url: str) -> None:
     body = room_call_body()
-    headers = {SIGNATURE_HEADER: sign_webhook(body, SECRET)}
     async with (
         aiohttp.ClientSession() as http,
-        http.post(service_url + "/nope", data=body, headers=headers) as resp,
+        http.post(service_url + "/nope", data=body, headers=sign(body, path="/nope")) as resp,
     ):
         assert resp.status == 404
         assert "/llm-task-runner" in (await resp.json())["error"]

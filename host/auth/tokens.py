@@ -29,6 +29,17 @@ DEFAULT_GRANTS: dict[str, list[str]] = {
 """Grants a role gets when a token names none. ``tasks.all`` lets a participant see and
 cancel every task in the room, not only its own; ``*`` grants everything."""
 
+SERVICES_ADMIN_GRANT = "services.admin"
+"""Lets a participant add services to, and remove them from, the room server's registry."""
+TOKEN_REFRESH_GRANT = "token.refresh"
+"""Lets a participant swap its token for a fresh one with the same claims."""
+AGENT_TOKEN_TTL = 300.0
+"""Lifetime of a token the room mints for an agent it calls in: long enough to join, and
+refreshed over the live connection (``token.refresh``) so reconnects keep working."""
+AGENT_GRANTS = ["tools.call", "toolkits.register", "schemas.write", TOKEN_REFRESH_GRANT]
+"""What a called-in agent needs: host its toolkit, call tools, publish the schemas it
+requires, and refresh its token. It cannot call more agents in, nor start tasks."""
+
 
 class TokenError(Exception):
     """A token the room will not accept; the message says why."""

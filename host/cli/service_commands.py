@@ -46,31 +46,24 @@ RoomUrlOpt = Annotated[
 @call_app.command("agent")
 def call_agent(
     room: RoomOpt,
-    url: Annotated[
-        str,
-        typer.Option(
-            "--url",
-            help="The agent's URL: its service's base URL plus the agent's path, e.g. "
-            "http://127.0.0.1:8766/llm-task-runner. (The room server is --room-url.)",
-        ),
+    service: Annotated[
+        str, typer.Option("--service", help="The service's name in the room server's registry.")
     ],
-    name: Annotated[str, typer.Option("--name", help="Identity the agent joins as.")],
+    agent: Annotated[
+        str, typer.Option("--agent", help="Identity of the agent, as its service declares it.")
+    ],
     arguments: Annotated[
         str | None, typer.Option("--arguments", help="JSON object handed to the agent.")
     ] = None,
-    role: Annotated[str, typer.Option(help="Role of the agent's token: agent or tool.")] = "agent",
     room_url: RoomUrlOpt = DEFAULT_URL,
     token: TokenOpt = None,
     data_dir: DataDirOpt = DEFAULT_DATA_DIR,
 ) -> None:
-    """Ask the room to call the agent at --url in; prints its participant id once it joined.
-
-    Here --url is the AGENT's URL; the room server's is --room-url (TASKROOM_URL).
-    """
+    """Ask the room to call AGENT of a registered SERVICE in; prints its participant id."""
     args = parse_json_option(arguments, "--arguments") or {}
     if not isinstance(args, dict):
         fail("--arguments must be a JSON object")
-    request = {"name": name, "url": url, "arguments": args, "role": role}
+    request = {"service": service, "agent": agent, "arguments": args}
     print_json(
         with_room(room_url, room, token, lambda c: c.request("room.call", request), data_dir)
     )
@@ -86,6 +79,17 @@ def service_run(
     room_url: RoomUrlOpt = DEFAULT_URL,
     token: TokenOpt = None,
     data_dir: DataDirOpt = DEFAULT_DATA_DIR,
+    name: Annotated[
+        str | None,
+        typer.Option(help="The service's name in the room server's registry (default: FILE's)."),
+    ] = None,
+    register: Annotated[
+        bool,
+        typer.Option(
+            help="Register the service first (needs the services.admin grant); with "
+            "--no-register the room server must already list it under --name."
+        ),
+    ] = True,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Serve FILE's agents and call each into ROOM; on Ctrl-C or SIGTERM they all leave."""
@@ -95,7 +99,7 @@ def service_run(
         service.port = port
     room_token = resolve_token(token, room, data_dir)
     try:
-        asyncio.run(_serve(service, room_url, room, room_token))
+        asyncio.run(_serve(service, name or file.stem, register, room_url, room, room_token))
     except RoomError as exc:
         fail(f"{exc.code.value}: {exc.message}")
     except OSError as exc:
@@ -131,7 +135,9 @@ def load_service(file: Path) -> ServiceHost:
     return service
 
 
-async def _serve(service: ServiceHost, room_url: str, room: str, token: str) -> None:
+async def _serve(
+    service: ServiceHost, name: str, register: bool, room_url: str, room: str, token: str
+) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -140,10 +146,11 @@ async def _serve(service: ServiceHost, room_url: str, room: str, token: str) -> 
     stderr.print(f"service on {base_url}", highlight=False, soft_wrap=True)
     try:
         async with RoomClient(room_url, room, token, reconnect=False) as client:
+            if register:
+                await client.request("services.register", {"name": name, "url": base_url})
             for service_path in service.paths.values():
                 joined: dict[str, Any] = await client.request(
-                    "room.call",
-                    {"name": service_path.identity, "url": base_url + service_path.path},
+                    "room.call", {"service": name, "agent": service_path.identity}
                 )
                 stderr.print(
                     f"{joined.get('identity')} joined room {room} as "

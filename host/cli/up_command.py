@@ -83,10 +83,9 @@ async def _up(port: int, room: str, data_dir: Path, demo: bool, exit_after_demo:
 
         admin = create_token(secret, room=room, identity="taskroom-up", role="admin")
         async with RoomClient(room_url, room, admin, reconnect=False) as client:
+            await client.request("services.register", {"name": "up", "url": service_url})
             for name in RUNNERS:
-                await client.request(
-                    "room.call", {"name": name, "url": f"{service_url}/{name}"}, timeout=90
-                )
+                await client.request("room.call", {"service": "up", "agent": name}, timeout=90)
         user_token = create_token(secret, room=room, identity="you", role="user", ttl=7 * 24 * 3600)
         _print_banner(room_url, room, user_token, data_dir)
         if demo:

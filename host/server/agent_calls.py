@@ -1,7 +1,15 @@
 """Calling agents into a room by signed webhook, and dismissing participants.
 
-``room.call`` mints a token for the agent and posts a signed ``room.call`` webhook to the
-agent's service, which joins the agent with that token and answers once it has started.
+``room.call`` names a service in the server's :class:`ServiceRegistry` and an identity
+that service declares at its well-known URL. The room mints a short-lived agent token
+for that identity, scoped to this room and to what an agent needs, and posts a signed
+``room.call`` webhook to the agent's path; the service joins the agent with the token
+and answers once it has started. The room reaches only registered services, follows no
+redirects, bounds time and concurrency, and never repeats what a service answered to
+the caller: its errors are the room's own words (the room log has the details).
+
+``token.refresh`` gives a called-in agent a fresh token over its live connection, so it
+can rejoin after a lost connection although each token lives minutes.
 ``room.dismiss`` tells a participant it is dismissed, then closes its connection with
 code 4001 so its client knows not to reconnect.
 """
@@ -9,14 +17,25 @@ code 4001 so its client knows not to reconnect.
 from __future__ import annotations
 
 import json
+import logging
 import os
+import time
+import weakref
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 import aiohttp
+from pydantic import BaseModel, ConfigDict, Field
 
 from taskroom.host import protocol
-from taskroom.host.auth.tokens import SECRET_ENV, create_token
+from taskroom.host.auth.tokens import (
+    AGENT_GRANTS,
+    AGENT_TOKEN_TTL,
+    SECRET_ENV,
+    SERVICES_ADMIN_GRANT,
+    TOKEN_REFRESH_GRANT,
+    create_token,
+)
 from taskroom.host.auth.webhooks import (
     ROOM_CALL_EVENT,
     SIGNATURE_HEADER,
@@ -24,22 +43,110 @@ from taskroom.host.auth.webhooks import (
     sign_webhook,
 )
 from taskroom.host.protocol import ErrorCode, Frame, RoomError
-from taskroom.host.protocol.messages import Dismiss, RoomCall
+from taskroom.host.protocol.messages import Dismiss, Empty
 from taskroom.host.server.participant import Participant
 from taskroom.host.server.room import Room
+from taskroom.host.server.service_registry import (
+    SERVICE_NAME,
+    GuardedResolver,
+    ServiceEntry,
+    ServiceRegistry,
+    check_agent_path,
+)
 
 if TYPE_CHECKING:
     from taskroom.host.server.app import RoomServer
 
+logger = logging.getLogger(__name__)
+
+WELL_KNOWN_PATH = "/.well-known/taskroom-service.json"
+CONNECT_TIMEOUT = 5.0
+"""Seconds to open a connection to a service."""
+WELL_KNOWN_TIMEOUT = 10.0
+"""Seconds for the whole request that reads a service's declared agents."""
 WEBHOOK_TIMEOUT = 60.0
+"""Seconds for the whole webhook: the service answers once its agent has started."""
+MAX_ANSWER_BYTES = 256 * 1024
+"""The most the room reads of any answer from a service."""
+MAX_CALLS_PER_ROOM = 4
+MAX_CALLS_PER_SERVER = 32
+"""Calls in progress at once; one more is refused at once, not queued."""
 DISMISSED_EVENT = "room.dismissed"
 
 
-def install_agent_calls(server: RoomServer, room: Room) -> None:
-    """``room_setup`` hook: add ``room.call`` and ``room.dismiss`` to ``room``."""
+class ServiceCall(BaseModel):
+    """``room.call``: call the agent ``agent`` of the registered service ``service`` in."""
 
-    async def call(p: Participant, req: RoomCall, frame: Frame) -> dict[str, Any]:
-        return await call_agent(server, room, req)
+    model_config = ConfigDict(extra="forbid")
+
+    service: str = Field(pattern=SERVICE_NAME)
+    agent: str = Field(min_length=1, max_length=128)
+    """The identity the agent joins as, as its service declares it."""
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+
+class ServiceName(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=SERVICE_NAME)
+
+
+@dataclass
+class AgentCalls:
+    """Per-server state: the registry and the count of calls in flight."""
+
+    registry: ServiceRegistry
+    in_flight: int = 0
+    in_flight_by_room: dict[str, int] = field(default_factory=dict)
+
+
+_state: weakref.WeakKeyDictionary[RoomServer, AgentCalls] = weakref.WeakKeyDictionary()
+
+
+def agent_calls_state(server: RoomServer) -> AgentCalls:
+    """The server's registry and call counters, made on first use."""
+    state = _state.get(server)
+    if state is None:
+        state = _state[server] = AgentCalls(ServiceRegistry(server.data_dir))
+    return state
+
+
+def install_agent_calls(server: RoomServer, room: Room) -> None:
+    """``room_setup`` hook: add agent calls, the service registry and dismissals to ``room``."""
+    state = agent_calls_state(server)
+
+    async def call(p: Participant, req: ServiceCall, frame: Frame) -> dict[str, Any]:
+        return await call_agent(server, room, state, req)
+
+    async def refresh(p: Participant, req: Empty, frame: Frame) -> dict[str, Any]:
+        expires_at = time.time() + AGENT_TOKEN_TTL
+        token = create_token(
+            server.secret,
+            room=p.token.room,
+            identity=p.token.identity,
+            role=p.token.role,
+            grants=list(p.token.grants),
+            ttl=AGENT_TOKEN_TTL,
+        )
+        return {"token": token, "expires_at": int(expires_at)}
+
+    async def register(p: Participant, req: ServiceEntry, frame: Frame) -> dict[str, Any]:
+        action = state.registry.register(req)
+        logger.info("%s %s service %s at %s", p, action, req.name, req.url)
+        return {"name": req.name, "action": action}
+
+    async def remove(p: Participant, req: ServiceName, frame: Frame) -> dict[str, Any]:
+        state.registry.remove(req.name)
+        logger.info("%s removed service %s", p, req.name)
+        return {"name": req.name, "action": "removed"}
+
+    async def list_services(p: Participant, req: Empty, frame: Frame) -> dict[str, Any]:
+        admin = p.allows(SERVICES_ADMIN_GRANT)
+        return {
+            "services": [
+                e.model_dump() if admin else e.public_view() for e in state.registry.entries()
+            ]
+        }
 
     async def dismiss(p: Participant, req: Dismiss, frame: Frame) -> dict[str, Any]:
         target = room.participants.get(req.participant_id)
@@ -50,8 +157,12 @@ def install_agent_calls(server: RoomServer, room: Room) -> None:
             )
         return await dismiss_participant(room, req.participant_id, f"dismissed by {p.name}")
 
-    room.handle("room.call", RoomCall, call, background=True, grant="room.call")
+    room.handle("room.call", ServiceCall, call, background=True, grant="room.call")
     room.handle("room.dismiss", Dismiss, dismiss, background=True, grant="room.call")
+    room.handle("token.refresh", Empty, refresh, grant=TOKEN_REFRESH_GRANT)
+    room.handle("services.list", Empty, list_services, grant="room.call")
+    room.handle("services.register", ServiceEntry, register, grant=SERVICES_ADMIN_GRANT)
+    room.handle("services.remove", ServiceName, remove, grant=SERVICES_ADMIN_GRANT)
 
 
 def room_webhook_secret(server: RoomServer) -> str:
@@ -59,87 +170,215 @@ def room_webhook_secret(server: RoomServer) -> str:
     return server.webhook_secret or os.environ.get(WEBHOOK_SECRET_ENV) or server.secret
 
 
-async def call_agent(server: RoomServer, room: Room, req: RoomCall) -> dict[str, Any]:
-    """Post the signed webhook that calls ``req.name`` in; returns the service's answer."""
-    url = req.url
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise RoomError(ErrorCode.INVALID_REQUEST, f"{url!r} is not an http(s) URL")
+async def call_agent(
+    server: RoomServer, room: Room, state: AgentCalls, req: ServiceCall
+) -> dict[str, Any]:
+    """Call ``req.agent`` of ``req.service`` in; returns its participant id and identity."""
+    entry = state.registry.get(req.service)
+    if entry.identities is not None and req.agent not in entry.identities:
+        raise RoomError(
+            ErrorCode.PERMISSION_DENIED,
+            f"the service {entry.name!r} may not call agents in as {req.agent!r}",
+            {"service": entry.name, "agent": req.agent},
+        )
     room_url = server.public_url or server.base_url
     if room_url is None:
         raise RoomError(ErrorCode.UNAVAILABLE, "the room server is not listening on a URL yet")
-    token = create_token(server.secret, room=room.name, identity=req.name, role=req.role)
-    body = json.dumps(
-        {
-            "event": ROOM_CALL_EVENT,
-            "data": {
-                "room_url": room_url,
-                "room_name": room.name,
-                "token": token,
-                "arguments": req.arguments,
-            },
-        }
-    ).encode()
-    headers = {
-        "Content-Type": "application/json",
-        SIGNATURE_HEADER: sign_webhook(body, room_webhook_secret(server)),
-    }
-    details = {"url": url, "name": req.name}
-    try:
-        timeout = aiohttp.ClientTimeout(total=WEBHOOK_TIMEOUT)
-        async with (
-            aiohttp.ClientSession(timeout=timeout) as session,
-            session.post(url, data=body, headers=headers) as resp,
-        ):
-            status = resp.status
-            text = await resp.text(errors="replace")
-    except aiohttp.ClientConnectorError:
+    if state.in_flight >= MAX_CALLS_PER_SERVER:
         raise RoomError(
-            ErrorCode.UNAVAILABLE, f"no service is listening at {url}", details
+            ErrorCode.UNAVAILABLE,
+            f"the room server has {MAX_CALLS_PER_SERVER} agent calls in progress; try again",
+        )
+    if state.in_flight_by_room.get(room.name, 0) >= MAX_CALLS_PER_ROOM:
+        raise RoomError(
+            ErrorCode.UNAVAILABLE,
+            f"room {room.name!r} has {MAX_CALLS_PER_ROOM} agent calls in progress; try again",
+        )
+    state.in_flight += 1
+    state.in_flight_by_room[room.name] = state.in_flight_by_room.get(room.name, 0) + 1
+    try:
+        return await _call(server, room, entry, req, room_url)
+    finally:
+        state.in_flight -= 1
+        left = state.in_flight_by_room[room.name] - 1
+        if left:
+            state.in_flight_by_room[room.name] = left
+        else:
+            del state.in_flight_by_room[room.name]
+
+
+async def _call(
+    server: RoomServer, room: Room, entry: ServiceEntry, req: ServiceCall, room_url: str
+) -> dict[str, Any]:
+    resolver = GuardedResolver(entry)
+    try:
+        return await _call_with(server, room, entry, req, room_url, resolver)
+    finally:
+        await resolver.close()  # a connector does not close a resolver it was given
+
+
+async def _call_with(
+    server: RoomServer,
+    room: Room,
+    entry: ServiceEntry,
+    req: ServiceCall,
+    room_url: str,
+    resolver: GuardedResolver,
+) -> dict[str, Any]:
+    connector = aiohttp.TCPConnector(resolver=resolver, use_dns_cache=False)
+    async with aiohttp.ClientSession(connector=connector) as http:
+        path = await _declared_path(http, entry, req.agent)
+        token = create_token(
+            server.secret,
+            room=room.name,
+            identity=req.agent,
+            role="agent",
+            grants=AGENT_GRANTS,
+            ttl=AGENT_TOKEN_TTL,
+        )
+        body = json.dumps(
+            {
+                "event": ROOM_CALL_EVENT,
+                "data": {
+                    "room_url": room_url,
+                    "room_name": room.name,
+                    "token": token,
+                    "arguments": req.arguments,
+                },
+            }
+        ).encode()
+        headers = {
+            "Content-Type": "application/json",
+            SIGNATURE_HEADER: sign_webhook("POST", path, body, room_webhook_secret(server)),
+        }
+        status, text = await _exchange(
+            http, "POST", entry, path, WEBHOOK_TIMEOUT, data=body, headers=headers
+        )
+    return _answer(entry, req.agent, path, status, text)
+
+
+async def _declared_path(http: aiohttp.ClientSession, entry: ServiceEntry, agent: str) -> str:
+    """The path at which ``entry`` declares an agent with identity ``agent``."""
+    status, text = await _exchange(http, "GET", entry, WELL_KNOWN_PATH, WELL_KNOWN_TIMEOUT)
+    if status != 200:
+        _log_answer(entry, WELL_KNOWN_PATH, status, text)
+        raise RoomError(
+            ErrorCode.FAILED,
+            f"the service {entry.name!r} does not describe its agents "
+            f"(HTTP {status} at {WELL_KNOWN_PATH})",
+            {"service": entry.name, "status": status},
+        )
+    try:
+        agents = json.loads(text)["agents"]
+        declared = {a["identity"]: a.get("path") for a in agents if isinstance(a, dict)}
+    except (ValueError, KeyError, TypeError):
+        _log_answer(entry, WELL_KNOWN_PATH, status, text)
+        raise RoomError(
+            ErrorCode.FAILED,
+            f"the service {entry.name!r} describes its agents in a form the room cannot read",
+            {"service": entry.name},
         ) from None
+    if agent not in declared:
+        raise RoomError(
+            ErrorCode.NOT_FOUND,
+            f"the service {entry.name!r} declares no agent {agent!r}",
+            {"service": entry.name, "agent": agent},
+        )
+    return check_agent_path(declared[agent])
+
+
+async def _exchange(
+    http: aiohttp.ClientSession,
+    method: str,
+    entry: ServiceEntry,
+    path: str,
+    total: float,
+    **kw: Any,
+) -> tuple[int, str]:
+    """One request to a registered service: no redirects, bounded time and answer size.
+
+    Failures are told in the room's words; nothing the peer sent reaches the caller.
+    """
+    url = entry.url + path
+    details = {"service": entry.name, "path": path}
+    timeout = aiohttp.ClientTimeout(total=total, sock_connect=CONNECT_TIMEOUT)
+    try:
+        async with http.request(method, url, allow_redirects=False, timeout=timeout, **kw) as resp:
+            raw = await resp.content.read(MAX_ANSWER_BYTES)
+            return resp.status, raw.decode("utf-8", errors="replace")
     except TimeoutError:
         raise RoomError(
             ErrorCode.TIMEOUT,
-            f"the service at {url} did not answer within {WEBHOOK_TIMEOUT:g} s",
+            f"the service {entry.name!r} did not answer within {total:g} s",
             details,
         ) from None
-    except aiohttp.ClientError as exc:
+    except aiohttp.ClientConnectorError as exc:
+        logger.info("cannot reach service %s at %s: %s", entry.name, url, exc)
         raise RoomError(
-            ErrorCode.UNAVAILABLE, f"calling the service at {url} failed: {exc!r}", details
+            ErrorCode.UNAVAILABLE, f"the service {entry.name!r} cannot be reached", details
         ) from None
-    return _answer(url, parts.path or "/", status, text, {**details, "status": status})
+    except aiohttp.ClientError as exc:
+        logger.warning("service %s at %s spoke no valid HTTP: %r", entry.name, url, exc)
+        raise RoomError(
+            ErrorCode.FAILED,
+            f"the service {entry.name!r} did not answer with valid HTTP",
+            details,
+        ) from None
 
 
-def _answer(url: str, path: str, status: int, text: str, details: dict[str, Any]) -> dict[str, Any]:
-    """The service's JSON on success, else a RoomError that says what went wrong where."""
-    try:
-        payload: Any = json.loads(text)
-    except ValueError:
-        payload = None
+def _log_answer(entry: ServiceEntry, path: str, status: int, text: str) -> None:
+    logger.warning("service %s answered %s %s: %r", entry.name, path, status, text.strip()[:500])
+
+
+def _answer(entry: ServiceEntry, agent: str, path: str, status: int, text: str) -> dict[str, Any]:
+    """The joined participant on success, else a RoomError in the room's own words."""
+    details = {"service": entry.name, "agent": agent, "status": status}
     if 200 <= status < 300:
-        if not isinstance(payload, dict):
+        try:
+            payload = json.loads(text)
+            participant_id = payload["participant_id"]
+        except (ValueError, KeyError, TypeError):
+            participant_id = None
+        if not isinstance(participant_id, str):
+            _log_answer(entry, path, status, text)
             raise RoomError(
-                ErrorCode.FAILED, f"the service at {url} answered with no JSON object", details
+                ErrorCode.FAILED,
+                f"the service {entry.name!r} answered without the agent's participant id",
+                details,
             )
-        return payload
-    message = payload.get("error") if isinstance(payload, dict) else None
-    message = str(message or text.strip()[:500] or f"HTTP {status}")
+        return {"participant_id": participant_id, "identity": agent, "service": entry.name}
+    _log_answer(entry, path, status, text)
+    if 300 <= status < 400:
+        raise RoomError(
+            ErrorCode.FAILED,
+            f"the service {entry.name!r} answered with a redirect (HTTP {status}); "
+            "the room follows none",
+            details,
+        )
     if status == 404:
         raise RoomError(
-            ErrorCode.NOT_FOUND, f"the service has no path {path!r} ({message})", details
+            ErrorCode.NOT_FOUND,
+            f"the service {entry.name!r} has no agent at the path it declared (HTTP 404)",
+            details,
         )
     if status in (401, 403):
         raise RoomError(
             ErrorCode.PERMISSION_DENIED,
-            f"the service at {url} refused the webhook: {message}; the room and the service "
-            f"must share the webhook secret ({WEBHOOK_SECRET_ENV}, else {SECRET_ENV})",
+            f"the service {entry.name!r} refused the room's webhook (HTTP {status}); the room "
+            f"and the service must share the webhook secret ({WEBHOOK_SECRET_ENV}, else "
+            f"{SECRET_ENV})",
             details,
         )
     if status >= 500:
-        raise RoomError(ErrorCode.FAILED, f"the service at {url} failed: {message}", details)
+        raise RoomError(
+            ErrorCode.FAILED,
+            f"the agent {agent!r} of service {entry.name!r} failed to start (HTTP {status}); "
+            "the service's log says why",
+            details,
+        )
     raise RoomError(
         ErrorCode.INVALID_REQUEST,
-        f"the service at {url} refused the call (HTTP {status}): {message}",
+        f"the service {entry.name!r} refused the call (HTTP {status})",
         details,
     )
 

@@ -5,23 +5,32 @@ The service makes a new agent for that call, joins it to the room with the token
 minted, and answers only once the agent has started, so the caller learns at once whether
 the agent is really there. One service serves many rooms at once; each agent lives until
 the room dismisses it, its connection is closed for good, or the service stops.
+
+Each webhook is accepted once: its signature binds method, path and body, and its id is
+remembered until the signature expires. The token the room mints lives minutes; while
+the agent is connected the service swaps it for a fresh one (``token.refresh``) well
+before it expires, so a reconnect after a short outage joins with a valid token.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
+import jwt
 from aiohttp import web
 from pydantic import BaseModel, Field, ValidationError
 
 from taskroom.host.auth.webhooks import (
     ROOM_CALL_EVENT,
     SIGNATURE_HEADER,
+    ReplayGuard,
     WebhookError,
     service_webhook_secret,
     verify_webhook,
@@ -36,6 +45,9 @@ START_TIMEOUT = 50.0
 """Bound on joining and starting one agent; below the room's 60 s webhook deadline, so an
 agent the room has given up on never joins late."""
 MAX_BODY_BYTES = 1024 * 1024
+REFRESH_FRACTION = 1 / 3
+"""Refresh an agent's token once this fraction of its lifetime is left."""
+REFRESH_RETRY = 5.0
 
 
 class ServiceAgent(Protocol):
@@ -69,6 +81,7 @@ class ServiceInstance:
     agent: ServiceAgent
     client: RoomClient
     arguments: dict[str, Any] = field(default_factory=dict)
+    refresher: asyncio.Task[None] | None = None
 
 
 class _RoomCallData(BaseModel):
@@ -97,6 +110,7 @@ class ServiceHost:
         self._runner: web.AppRunner | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._descriptions: dict[str, dict[str, Any]] = {}
+        self.replay_guard = ReplayGuard()
 
     # --- paths --------------------------------------------------------------------
 
@@ -204,7 +218,14 @@ class ServiceHost:
             return _error(404, f"no agent at path {request.path!r}; this service has: {offered}")
         body = await request.read()
         try:
-            verify_webhook(body, request.headers.get(SIGNATURE_HEADER), self.webhook_secret)
+            verify_webhook(
+                request.method,
+                request.path,
+                body,
+                request.headers.get(SIGNATURE_HEADER),
+                self.webhook_secret,
+                self.replay_guard,
+            )
         except WebhookError as exc:
             logger.warning("refused a webhook to %s: %s", request.path, exc)
             return _error(401, str(exc))
@@ -248,6 +269,7 @@ class ServiceHost:
         assert client.participant is not None
         key = (call.room_url, call.room_name, client.participant.id)
         instance = ServiceInstance(service_path, agent, client, call.arguments)
+        instance.refresher = asyncio.get_running_loop().create_task(_keep_token_fresh(client))
         self.instances[key] = instance
         client.on("room.dismissed", lambda data: self._spawn(self._stop_instance(key, "dismissed")))
         client.on("closed", lambda data: self._spawn(self._stop_instance(key, "connection closed")))
@@ -259,6 +281,10 @@ class ServiceHost:
         if instance is None:
             return
         logger.info("stopping %s in room %s (%s)", instance.service_path.identity, key[1], reason)
+        if instance.refresher is not None:
+            instance.refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await instance.refresher
         try:
             if not instance.client.connected.is_set():
                 # A room that is away cannot be told; do not let stop() wait for a reconnect.
@@ -273,6 +299,37 @@ class ServiceHost:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+async def _keep_token_fresh(client: RoomClient) -> None:
+    """Swap the client's token for a fresh one before it expires, for as long as the
+    agent is in the room; a token that cannot be refreshed is retried, then left to
+    expire (the agent then stays only as long as its current connection)."""
+    while not client.closed:
+        expires_at = _expiry(client.token)
+        if expires_at is None:
+            return
+        await asyncio.sleep(max(expires_at - time.time(), 0.0) * (1 - REFRESH_FRACTION))
+        if client.closed:
+            return
+        try:
+            await client.connected.wait()
+            fresh = await client.request("token.refresh", {}, timeout=REFRESH_RETRY)
+            client.token = fresh["token"]
+        except RoomError as exc:
+            logger.warning("cannot refresh the token of %s: %s", client.room_name, exc.message)
+            if exc.code == ErrorCode.PERMISSION_DENIED or time.time() >= expires_at:
+                return
+            await asyncio.sleep(REFRESH_RETRY)
+
+
+def _expiry(token: str) -> float | None:
+    """When ``token`` expires, read without checking it (the room checks it)."""
+    try:
+        exp = jwt.decode(token, options={"verify_signature": False}).get("exp")
+    except jwt.PyJWTError:
+        return None
+    return float(exp) if isinstance(exp, int | float) else None
 
 
 def _parse_room_call(body: bytes) -> _RoomCallData:
