@@ -251,7 +251,7 @@ async def test_an_agent_keeps_rejoining_past_its_first_tokens_life(
         # The room drops the agent's connection; it rejoins with its refreshed token.
         room = full_room.rooms["test"]
         back = asyncio.ensure_future(alice.wait_for_event("participant.joined"))
-        await room.participants[first["participant_id"]].ws.close(code=1011)
+        await room.participants[first["participant_id"]].peer.close(1011, "test drop")
         rejoined = await asyncio.wait_for(back, 10)
     assert rejoined["name"] == "llm-task-runner"
     assert rejoined["role"] == "agent"

@@ -175,8 +175,14 @@ async def test_a_dismissed_client_closes_instead_of_reconnecting(
     closed: asyncio.Future[dict] = asyncio.get_running_loop().create_future()
     bob.on("closed", lambda data: closed.done() or closed.set_result(data))
     assert bob.participant is not None
-    await client.request("room.dismiss", {"participant_id": bob.participant.id})
-    assert "dismissed by alice" in (await asyncio.wait_for(closed, 5))["reason"]
+    # an agent that joined on its own belongs to no one else: a user cannot dismiss it
+    with pytest.raises(RoomError) as denied:
+        await client.request("room.dismiss", {"participant_id": bob.participant.id})
+    assert denied.value.code == ErrorCode.PERMISSION_DENIED
+    admin_token = create_token(SECRET, room=client.room_name, identity="root", role="admin")
+    async with RoomClient(room_url, client.room_name, admin_token) as admin:
+        await admin.request("room.dismiss", {"participant_id": bob.participant.id})
+    assert "dismissed by root" in (await asyncio.wait_for(closed, 5))["reason"]
     await asyncio.sleep(0.3)  # three backoffs: a reconnect would have happened
     assert "bob" not in {p.name for p in await client.list_participants()}
     assert bob.closed

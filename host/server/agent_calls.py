@@ -115,8 +115,14 @@ def install_agent_calls(server: RoomServer, room: Room) -> None:
     """``room_setup`` hook: add agent calls, the service registry and dismissals to ``room``."""
     state = agent_calls_state(server)
 
+    called_in: dict[str, str] = {}
+    """Participant id of an agent called in → identity of whoever called it (may dismiss it)."""
+
     async def call(p: Participant, req: ServiceCall, frame: Frame) -> dict[str, Any]:
-        return await call_agent(server, room, state, req)
+        answer = await call_agent(server, room, state, req)
+        if isinstance(answer.get("participant_id"), str):
+            called_in[answer["participant_id"]] = p.name
+        return answer
 
     async def refresh(p: Participant, req: Empty, frame: Frame) -> dict[str, Any]:
         expires_at = time.time() + AGENT_TOKEN_TTL
@@ -150,11 +156,19 @@ def install_agent_calls(server: RoomServer, room: Room) -> None:
 
     async def dismiss(p: Participant, req: Dismiss, frame: Frame) -> dict[str, Any]:
         target = room.participants.get(req.participant_id)
-        if target is not None and target.info.role not in ("agent", "tool") and not p.allows("*"):
+        allowed = (
+            target is None
+            or p.allows("*")
+            or target.name == p.name
+            or called_in.get(target.id) == p.name
+        )
+        if not allowed:
             raise RoomError(
                 ErrorCode.PERMISSION_DENIED,
-                "only agents and tool hosts can be dismissed, unless your token grants '*'",
+                "you can dismiss only your own connections and the agents you called in, "
+                "unless your token grants '*'",
             )
+        called_in.pop(req.participant_id, None)
         return await dismiss_participant(room, req.participant_id, f"dismissed by {p.name}")
 
     room.handle("room.call", ServiceCall, call, background=True, grant="room.call")
