@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import time
 
 from taskroom.agents.scripted_llm_server import ScriptedLLMServer, hang
@@ -10,7 +11,7 @@ from taskroom.host.auth.tokens import create_token
 from taskroom.host.client.room_client import RoomClient
 
 from .conftest import SECRET
-from .processes import free_port, start_agent, start_room
+from .processes import BIN, ROOT, free_port, start_agent, start_room
 
 ROOM = "durable"
 
@@ -91,3 +92,24 @@ async def test_agent_killed_mid_task_fails_the_task_quickly(tmp_path):
         finally:
             agent.stop()
             room.stop()
+
+
+def test_a_room_with_an_emptied_task_file_refuses_to_start(tmp_path):
+    """A 0-byte task file means every task is gone: say so and keep the file, don't serve."""
+    data = tmp_path / "room"
+    data.mkdir()
+    (data / "tasks.sqlite3").write_bytes(b"")
+    serve = [str(BIN / "taskroom"), "room", "serve", "--port", str(free_port())]
+    done = subprocess.run(
+        [*serve, "--data-dir", str(data)],
+        cwd=ROOT,
+        env={"TASKROOM_SECRET": SECRET, "PATH": str(BIN)},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode != 0
+    message = " ".join(done.stderr.split())
+    assert "tasks.sqlite3" in message and "empty" in message
+    assert "Traceback" not in done.stderr
+    assert [p.name for p in data.iterdir()] == ["tasks.sqlite3"]

@@ -11,7 +11,8 @@ from taskroom.host.protocol.tasks import TaskRecord
 from taskroom.host.server.app import RoomServer
 from taskroom.host.server.room import Room
 from taskroom.host.server.tasks.manager import TaskManager
-from taskroom.host.server.tasks.store import SQLiteTaskStore, TaskStore, TaskStoreError
+from taskroom.host.server.tasks.sqlite_store import SQLiteTaskStore
+from taskroom.host.server.tasks.store import OnDamage, TaskStore, TaskStoreError
 
 logger = logging.getLogger(__name__)
 
@@ -19,6 +20,7 @@ DEFAULT_RETENTION = 7 * 24 * 3600.0
 STORE_FILE = "tasks.sqlite3"
 
 __all__ = [
+    "OnDamage",
     "SQLiteTaskStore",
     "TaskManager",
     "TaskRecord",
@@ -33,28 +35,30 @@ def install_tasks(
     *,
     store: TaskStore | None = None,
     retention: float | None = None,
+    on_damage: OnDamage = "refuse",
 ) -> TaskStore:
     """Give every room of ``server`` a task manager over one shared store.
 
     At start, a task that was running when the room last stopped can no longer finish:
     it is marked failed with that reason. Pending tasks stay queued for their room.
+    ``on_damage`` applies to the default SQLite store: see ``OnDamage``.
     """
     if store is None:
-        store = SQLiteTaskStore(Path(server.data_dir) / STORE_FILE)
+        store = SQLiteTaskStore(Path(server.data_dir) / STORE_FILE, on_damage=on_damage)
     if retention is None:
         retention = float(os.environ.get("TASKROOM_TASK_RETENTION", DEFAULT_RETENTION))
 
     async def recover() -> None:
         await store.sweep(time.time() - retention)
-        for record in await store.unfinished():
-            if record.status == "running":
-                record.status = "failed"
-                record.finished_at = time.time()
-                record.error = {
-                    "code": "unavailable",
-                    "message": "the room server stopped while this task was running",
-                }
-                await store.save(record)
+        lost = [r for r in await store.unfinished() if r.status == "running"]
+        for record in lost:
+            record.status = "failed"
+            record.finished_at = time.time()
+            record.error = {
+                "code": "unavailable",
+                "message": "the room server stopped while this task was running",
+            }
+        await store.save_many(lost)
 
     async def setup(_: RoomServer, room: Room) -> None:
         manager = TaskManager(room, store)
