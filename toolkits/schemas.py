@@ -509,7 +509,7 @@ def _compile(schema: Any, what: str) -> Any:
     private = json.loads(key)  # the cached validator must not see the caller's later edits
     try:
         error = _errors(_METASCHEMA, private)
-        problem = _schema_error_message(error) if error is not None else None
+        problem = _message(error) if error is not None else None
         if not problem:
             _settle_dialect(private)
             problem = _reference_errors(private)
@@ -524,7 +524,8 @@ def _compile(schema: Any, what: str) -> Any:
     return validator
 
 
-def _schema_error_message(error: ValidationError) -> str:
+def _message(error: ValidationError) -> str:
+    """The error's message, or for ``format: regex`` the reason RE2 gave."""
     if isinstance(error.cause, RegexError):
         return str(error.cause)
     return error.message
@@ -563,4 +564,4 @@ def validation_error(value: Any, validator: Any) -> str | None:
     if error is None:
         return None
     path = "/".join(str(p) for p in error.absolute_path)
-    return f"{error.message}" + (f" (at /{path})" if path else "")
+    return _message(error) + (f" (at /{path})" if path else "")
