@@ -6,42 +6,15 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import best_match
-
 from taskroom.host.protocol import ErrorCode, RoomError
 from taskroom.host.protocol.messages import ToolkitSpec
 from taskroom.toolkits.context import ToolContext
+from taskroom.toolkits.schemas import check_schema, schema_validator, validation_error
 from taskroom.toolkits.tool import Tool
 
 logger = logging.getLogger(__name__)
 
-
-def schema_validator(schema: dict[str, Any]) -> Draft202012Validator:
-    """A validator for a schema already known to be valid."""
-    return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
-
-
-def check_schema(schema: Any, *, what: str = "schema") -> None:
-    """Refuse a value that is not a valid JSON Schema, with the reason."""
-    if not isinstance(schema, dict | bool):
-        raise RoomError(ErrorCode.INVALID_REQUEST, f"{what} must be a JSON object")
-    try:
-        Draft202012Validator.check_schema(schema)
-    except Exception as exc:  # jsonschema.SchemaError, with a precise message
-        message = getattr(exc, "message", str(exc))
-        raise RoomError(
-            ErrorCode.INVALID_REQUEST, f"{what} is not a valid JSON Schema: {message}"
-        ) from None
-
-
-def validation_error(value: Any, validator: Draft202012Validator) -> str | None:
-    """The most relevant validation message for ``value``, or None when it is valid."""
-    error = best_match(validator.iter_errors(value))
-    if error is None:
-        return None
-    path = "/".join(str(p) for p in error.absolute_path)
-    return f"{error.message}" + (f" (at /{path})" if path else "")
+__all__ = ["Toolkit", "check_schema", "schema_validator", "validation_error"]
 
 
 class Toolkit:
