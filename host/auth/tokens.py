@@ -11,6 +11,8 @@ from typing import Any
 import jwt
 from pydantic import BaseModel, Field
 
+from taskroom.host.protocol.errors import TaskroomError
+
 SECRET_ENV = "TASKROOM_SECRET"
 SECRET_FILE = "secret.key"
 ISSUER = "taskroom"
@@ -30,7 +32,7 @@ DEFAULT_GRANTS: dict[str, list[str]] = {
 cancel every task in the room, not only its own; ``*`` grants everything."""
 
 
-class TokenError(Exception):
+class TokenError(TaskroomError):
     """A token the room will not accept; the message says why."""
 
 

@@ -16,6 +16,7 @@ import time
 import jwt
 
 from taskroom.host.auth.tokens import SECRET_ENV
+from taskroom.host.protocol.errors import TaskroomError
 
 WEBHOOK_SECRET_ENV = "TASKROOM_WEBHOOK_SECRET"
 SIGNATURE_HEADER = "Taskroom-Signature"
@@ -24,7 +25,7 @@ SIGNATURE_TTL = 300.0
 """How long a signature stays valid: long enough for clock skew, short against replays."""
 
 
-class WebhookError(Exception):
+class WebhookError(TaskroomError):
     """A webhook that must be refused, or no secret to check one with; the message says why."""
 
 
