@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from taskroom.agents.chat_context import ChatContext, ToolCallItem, dumps
+from taskroom.host.protocol.errors import TaskroomError
 from taskroom.host.protocol.messages import ParticipantInfo
+from taskroom.host.protocol.progress import LLMAnswer, LLMTurn, ToolRefused, ToolResult, ToolStarted
 from taskroom.toolkits.context import ToolContext
 from taskroom.toolkits.toolkit import Toolkit
 
@@ -31,7 +33,7 @@ EventSink = Callable[[dict[str, Any]], Awaitable[None]]
 DEFAULT_MAX_TURNS = 16
 
 
-class LLMError(Exception):
+class LLMError(TaskroomError):
     """The model could not produce an answer (API failure, too many turns)."""
 
 
@@ -188,7 +190,7 @@ class LLMAdapter(ABC):
                 await on_event(event)
 
         for turn_no in range(1, self.max_turns + 1):
-            await emit({"kind": "llm.turn", "turn": turn_no, "model": model})
+            await emit(LLMTurn(turn=turn_no, model=model).model_dump(mode="json"))
             turn = await self.complete(
                 context=context,
                 functions=list(functions.values()),
@@ -209,7 +211,7 @@ class LLMAdapter(ABC):
                 continue
             text = turn.text or ""
             context.append_assistant_message(text)
-            await emit({"kind": "llm.answer", "turn": turn_no, "chars": len(text)})
+            await emit(LLMAnswer(turn=turn_no, chars=len(text)).model_dump(mode="json"))
             if output_schema is None:
                 return text
             try:
@@ -229,7 +231,7 @@ class LLMAdapter(ABC):
         """Run one tool call; every failure becomes text the model can react to."""
         fn = functions.get(call.name)
         if fn is None:
-            await emit({"kind": "tool.error", "tool": call.name, "error": "unknown tool"})
+            await emit(ToolRefused(tool=call.name, error="unknown tool").model_dump(mode="json"))
             return (
                 f"error: there is no tool named {call.name!r}; "
                 f"available tools: {', '.join(sorted(functions)) or 'none'}"
@@ -239,15 +241,14 @@ class LLMAdapter(ABC):
             if not isinstance(arguments, dict):
                 raise ValueError("arguments must be a JSON object")
         except ValueError as exc:
-            await emit({"kind": "tool.error", "tool": call.name, "error": "arguments not JSON"})
+            await emit(
+                ToolRefused(tool=call.name, error="arguments not JSON").model_dump(mode="json")
+            )
             return f"error: the arguments for {call.name} are not a JSON object: {exc}"
         await emit(
-            {
-                "kind": "tool.call",
-                "toolkit": fn.toolkit.name,
-                "tool": fn.tool,
-                "arguments": arguments,
-            }
+            ToolStarted(toolkit=fn.toolkit.name, tool=fn.tool, arguments=arguments).model_dump(
+                mode="json"
+            )
         )
         try:
             result = await fn.toolkit.execute(tool_context, fn.tool, arguments)
@@ -256,23 +257,15 @@ class LLMAdapter(ABC):
         except Exception as exc:
             text = await tool_adapter.error_text(error=exc)
             await emit(
-                {
-                    "kind": "tool.result",
-                    "toolkit": fn.toolkit.name,
-                    "tool": fn.tool,
-                    "ok": False,
-                    "error": text,
-                }
+                ToolResult(toolkit=fn.toolkit.name, tool=fn.tool, ok=False, error=text).model_dump(
+                    mode="json"
+                )
             )
             return text
         text = await tool_adapter.to_text(result=result)
         await emit(
-            {
-                "kind": "tool.result",
-                "toolkit": fn.toolkit.name,
-                "tool": fn.tool,
-                "ok": True,
-                "preview": text[:200],
-            }
+            ToolResult(
+                toolkit=fn.toolkit.name, tool=fn.tool, ok=True, preview=text[:200]
+            ).model_dump(mode="json")
         )
         return text

@@ -15,6 +15,8 @@ from taskroom.agents.adapter import InvalidOutputError, LLMAdapter, ToolResponse
 from taskroom.agents.chat_context import ChatContext
 from taskroom.agents.task_runner import TaskContext, TaskRunner
 from taskroom.host.protocol import ErrorCode, RoomError
+from taskroom.host.protocol.errors import TaskroomError
+from taskroom.host.protocol.progress import OutputInvalid
 from taskroom.toolkits.requirements import RequiredSchema, Requirement
 from taskroom.toolkits.toolkit import Toolkit, check_schema, schema_validator, validation_error
 
@@ -27,7 +29,7 @@ DEFAULT_OUTPUT_SCHEMA: dict[str, Any] = {
 DEFAULT_REPAIRS = 2
 
 
-class OutputValidationError(Exception):
+class OutputValidationError(TaskroomError):
     """The model's answer kept breaking the output schema after every repair attempt."""
 
 
@@ -146,7 +148,9 @@ class LLMTaskRunner(TaskRunner):
                 if invalid is None:
                     return output
                 problem = f"the answer breaks the output schema: {invalid}"
-            await context.emit({"kind": "output.invalid", "attempt": attempt, "error": problem})
+            await context.emit(
+                OutputInvalid(attempt=attempt, error=problem).model_dump(mode="json")
+            )
             context.chat.append_user_message(
                 f"Your last answer was rejected because {problem}. "
                 "Answer again with only JSON that fits the required schema."

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from taskroom.agents.chat_context import ChatContext
 from taskroom.host.protocol import ErrorCode, RoomError
 from taskroom.host.protocol.messages import ParticipantInfo
+from taskroom.host.protocol.tasks import task_tool_name
 from taskroom.toolkits.context import ToolContext
 from taskroom.toolkits.requirements import (
     RequiredSchema,
@@ -66,7 +67,7 @@ class TaskContext:
 class _RunTaskTool(Tool):
     def __init__(self, runner: TaskRunner) -> None:
         super().__init__(
-            name=f"run_{runner.name}_task",
+            name=task_tool_name(runner.name),
             title=runner.title,
             description=runner.description or f"Run a {runner.title} task",
             input_schema=runner.input_schema,
@@ -138,7 +139,7 @@ class TaskRunner:
             "supports_tools": self.supports_tools,
             "max_concurrency": self.max_concurrency,
             "title": self.title,
-            "tool": f"run_{self.name}_task",
+            "tool": task_tool_name(self.name),
         }
 
     def make_toolkit(self) -> Toolkit:

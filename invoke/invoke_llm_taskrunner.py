@@ -19,6 +19,7 @@ from typing import Any
 from taskroom.host.auth.tokens import TokenError, create_token, load_secret
 from taskroom.host.client.room_client import RoomClient
 from taskroom.host.protocol import RoomError
+from taskroom.host.protocol.tasks import task_tool_name
 
 DEFAULT_OUTPUT_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -41,10 +42,12 @@ async def main(url: str, room: str, token: str) -> dict[str, Any]:
     """Run both tasks at once through the room; returns each runner's result by name."""
     async with RoomClient(url, room, token, reconnect=False) as client:
         fixed, dynamic = await asyncio.gather(
-            client.invoke_tool("llm-task-runner", "run_llm-task-runner_task", {"prompt": PROMPT}),
+            client.invoke_tool(
+                "llm-task-runner", task_tool_name("llm-task-runner"), {"prompt": PROMPT}
+            ),
             client.invoke_tool(
                 "dynamic-llm-task-runner",
-                "run_dynamic-llm-task-runner_task",
+                task_tool_name("dynamic-llm-task-runner"),
                 {"prompt": DYNAMIC_PROMPT, "output_schema": DEFAULT_OUTPUT_SCHEMA},
             ),
         )

@@ -54,7 +54,7 @@ async def test_an_agent_calls_another_agent_as_a_tool(setup):
     assert nested[0]["caller"]["on_behalf_of"]["name"] == "alice"
     events = (await alice.tasks.get(outer["id"]))["events"]
     kinds = [e["data"]["kind"] for e in events]
-    assert "tool.progress" in kinds, kinds
+    assert "tool.nested" in kinds, kinds
     assert any(
         e["data"].get("tool") == "run_dynamic-llm-task-runner_task"
         and e["data"]["kind"] == "tool.result"

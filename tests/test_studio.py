@@ -159,7 +159,7 @@ async def test_studio_shows_the_room_and_runs_tasks_on_both_runners(room, page, 
     events = page.get_by_test_id("task-event")
     await expect(events.first).to_be_visible()
     kinds = await events.evaluate_all("els => els.map(e => e.dataset.kind)")
-    assert "llm.turn" in kinds and "tool.call" in kinds, kinds
+    assert "llm.turn" in kinds and "tool.started" in kinds, kinds
     await expect(page.get_by_test_id("task-usage")).to_contain_text("total tokens")
 
     await page.select_option("#run-agent", "dynamic-llm-task-runner")

@@ -279,8 +279,8 @@ async def test_required_toolkit_acts_on_behalf_of_the_caller(
     assert context.task_id is not None
     await wait_until(lambda: any(e.get("kind") == "tool.result" for e in events))
     kinds = [e.get("kind") for e in events]
-    assert "tool.call" in kinds
-    call = next(e for e in events if e.get("kind") == "tool.call")
+    assert "tool.started" in kinds
+    call = next(e for e in events if e.get("kind") == "tool.started")
     assert call["toolkit"] == "kv" and call["tool"] == "lookup"
     assert call["arguments"] == {"key": "k1"}
     res = next(e for e in events if e.get("kind") == "tool.result")

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from taskroom.host.protocol import ErrorCode, RoomError
 from taskroom.host.protocol.messages import ToolkitInstance
+from taskroom.host.protocol.progress import NestedProgress
 from taskroom.toolkits.context import ToolContext
 from taskroom.toolkits.tool import Tool
 from taskroom.toolkits.toolkit import Toolkit, check_schema
@@ -78,12 +79,9 @@ class RemoteTool(Tool):
             participant_id=self.participant_id,
             parent_call_id=context.call_id,
             on_progress=lambda event: context.progress(
-                {
-                    "kind": "tool.progress",
-                    "toolkit": self.toolkit_name,
-                    "tool": self.name,
-                    "event": event,
-                }
+                NestedProgress(toolkit=self.toolkit_name, tool=self.name, event=event).model_dump(
+                    mode="json"
+                )
             ),
         )
 

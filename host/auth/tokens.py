@@ -11,6 +11,8 @@ from typing import Any
 import jwt
 from pydantic import BaseModel, Field
 
+from taskroom.host.protocol.errors import TaskroomError
+
 SECRET_ENV = "TASKROOM_SECRET"
 SECRET_FILE = "secret.key"
 ISSUER = "taskroom"
@@ -41,7 +43,7 @@ AGENT_GRANTS = ["tools.call", "toolkits.register", "schemas.write", TOKEN_REFRES
 requires, and refresh its token. It cannot call more agents in, nor start tasks."""
 
 
-class TokenError(Exception):
+class TokenError(TaskroomError):
     """A token the room will not accept; the message says why."""
 
 

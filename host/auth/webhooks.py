@@ -20,6 +20,7 @@ import time
 import jwt
 
 from taskroom.host.auth.tokens import SECRET_ENV
+from taskroom.host.protocol.errors import TaskroomError
 
 WEBHOOK_SECRET_ENV = "TASKROOM_WEBHOOK_SECRET"
 SIGNATURE_HEADER = "Taskroom-Signature"
@@ -33,7 +34,7 @@ MAX_REMEMBERED = 100_000
 expire, rather than forgetting ids that could then be replayed."""
 
 
-class WebhookError(Exception):
+class WebhookError(TaskroomError):
     """A webhook that must be refused, or no secret to check one with; the message says why."""
 
 

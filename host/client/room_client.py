@@ -2,7 +2,9 @@
 
 Agents, the CLI, invoke scripts, the MCP gateway and tests all use this one client. It
 answers requests by id, hosts toolkits (serving each call in its own asyncio task), and
-reconnects with backoff, registering again everything it hosts.
+reconnects with backoff, registering again everything it hosts. Every frame it receives
+is checked against the protocol's message table; a frame that does not fit is logged
+and dropped, so a faulty room cannot break the read loop.
 """
 
 from __future__ import annotations
@@ -17,13 +19,24 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import websockets
+from pydantic import ValidationError
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from taskroom.host import protocol
 from taskroom.host.client.tasks import TasksClient
 from taskroom.host.protocol import ErrorCode, RoomError
-from taskroom.host.protocol.messages import ParticipantInfo, ToolkitInstance
+from taskroom.host.protocol.frames import describe_validation
+from taskroom.host.protocol.messages import (
+    ParticipantInfo,
+    RoomDismissed,
+    RoomReady,
+    ToolCallRequest,
+    ToolCancel,
+    ToolkitInstance,
+    ToolProgress,
+)
+from taskroom.host.protocol.table import MESSAGES, request_data
 from taskroom.toolkits.context import ToolContext
 from taskroom.toolkits.toolkit import Toolkit
 
@@ -31,6 +44,11 @@ logger = logging.getLogger(__name__)
 
 EventHandler = Callable[[dict[str, Any]], Any]
 ProgressHandler = Callable[[dict[str, Any]], Any]
+
+DEFAULT_REQUEST_TIMEOUT = 90.0
+"""How long a request waits for its answer unless told otherwise: longer than anything
+the room itself waits for (a ``room.call`` webhook gets 60 s), so an answer the room
+could not tie to its request fails the caller instead of hanging it."""
 
 
 def websocket_url(base_url: str, room: str) -> str:
@@ -46,13 +64,30 @@ def websocket_url(base_url: str, room: str) -> str:
 class ToolCall:
     """A tool call in flight: await :meth:`result`, or :meth:`cancel` it."""
 
-    def __init__(self, client: RoomClient, call_id: int, future: asyncio.Future[dict[str, Any]]):
+    def __init__(
+        self,
+        client: RoomClient,
+        call_id: int,
+        future: asyncio.Future[dict[str, Any]],
+        timeout: float | None = None,
+    ):
         self.client = client
         self.call_id = call_id
+        self.timeout = timeout
         self._future = future
 
     async def result(self) -> Any:
-        data = await asyncio.shield(self._future)
+        """The call's result. With a timeout the wait is capped a request timeout past it;
+        without one, the room's own deadline for the call ends it."""
+        limit = self.timeout
+        if limit is not None and self.client.request_timeout is not None:
+            limit += self.client.request_timeout
+        try:
+            data = await asyncio.wait_for(asyncio.shield(self._future), limit)
+        except TimeoutError:
+            raise RoomError(
+                ErrorCode.TIMEOUT, f"no answer to tool call {self.call_id} within {limit:g} s"
+            ) from None
         return data.get("result")
 
     async def cancel(self) -> None:
@@ -76,6 +111,7 @@ class RoomClient:
         max_frame_bytes: int = protocol.MAX_FRAME_BYTES,
         backoff: tuple[float, float] = (0.1, 5.0),
         ping_interval: float | None = 20.0,
+        request_timeout: float | None = DEFAULT_REQUEST_TIMEOUT,
     ) -> None:
         self.base_url = url
         self.room_name = room
@@ -84,6 +120,8 @@ class RoomClient:
         self.max_frame_bytes = max_frame_bytes
         self.backoff = backoff
         self.ping_interval = ping_interval
+        self.request_timeout = request_timeout
+        """Default wait for an answer, in seconds; None waits as long as it takes."""
         self.participant: ParticipantInfo | None = None
         self.participants: dict[str, ParticipantInfo] = {}
         self.ready_data: dict[str, Any] = {}
@@ -93,7 +131,7 @@ class RoomClient:
         self._ws: ClientConnection | None = None
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
-        self._progress: dict[int, ProgressHandler] = {}
+        self._progress: dict[int | str, ProgressHandler] = {}
         self._serving: dict[str, asyncio.Task[None]] = {}
         self._handlers: dict[str, list[EventHandler]] = {}
         self._reader: asyncio.Task[None] | None = None
@@ -137,20 +175,36 @@ class RoomClient:
             raise RoomError(ErrorCode.UNAVAILABLE, f"cannot reach room at {url}: {exc}") from None
         self._ws = ws
         try:
-            first = json.loads(await asyncio.wait_for(ws.recv(), 10))
-        except (ConnectionClosed, TimeoutError, ValueError) as exc:
+            ready, data = await self._greeting(ws)
+        except RoomError:
             await ws.close()
-            raise RoomError(
-                ErrorCode.UNAVAILABLE, f"room did not greet the client: {exc}"
-            ) from None
-        self._on_ready(first.get("data", {}))
+            raise
+        self._on_ready(data, ready)
         self.connected.set()
 
-    def _on_ready(self, data: dict[str, Any]) -> None:
+    async def _greeting(self, ws: ClientConnection) -> tuple[RoomReady, dict[str, Any]]:
+        """The room's first frame, ``room.ready``; an error frame instead raises its error."""
+        try:
+            first = protocol.decode(await asyncio.wait_for(ws.recv(), 10), self.max_frame_bytes * 4)
+            if first.type == "room.ready":
+                return RoomReady.model_validate(first.data), first.data
+        except ValidationError as exc:
+            reason = f"invalid 'room.ready': {describe_validation(exc)}"
+        except RoomError as exc:
+            reason = exc.message
+        except (ConnectionClosed, TimeoutError) as exc:
+            reason = str(exc) or type(exc).__name__
+        else:
+            if first.type == protocol.ERROR:
+                raise RoomError.from_data(first.data)
+            reason = f"its first frame is {first.type!r}, not 'room.ready'"
+        raise RoomError(ErrorCode.UNAVAILABLE, f"room did not greet the client: {reason}")
+
+    def _on_ready(self, data: dict[str, Any], ready: RoomReady) -> None:
         self.ready_data = data
-        self.room_frame_cap = int(data.get("max_frame_bytes") or protocol.MAX_FRAME_BYTES)
-        self.participant = ParticipantInfo(**data["participant"])
-        self.participants = {p["id"]: ParticipantInfo(**p) for p in data.get("participants", [])}
+        self.room_frame_cap = ready.max_frame_bytes
+        self.participant = ready.participant
+        self.participants = {p.id: p for p in ready.participants}
 
     async def close(self) -> None:
         """Leave the room; everything this client hosted is unregistered by the room."""
@@ -248,69 +302,90 @@ class RoomClient:
             logger.warning("ignoring malformed frame from the room")
             return
         if type_ == protocol.RESPONSE or type_ == protocol.ERROR:
-            fid = frame.get("id")
-            fut = self._pending.pop(fid, None) if fid is not None else None
-            self._progress.pop(fid, None)
-            if fut is None:
-                if type_ == protocol.ERROR:
-                    logger.warning("room error: %s", frame.get("data"))
-                return
-            if fut.done():
-                return
-            if type_ == protocol.RESPONSE:
-                fut.set_result(frame.get("data") or {})
-            else:
-                fut.set_exception(RoomError.from_data(frame.get("data") or {}))
+            self._on_answer(type_, frame)
             return
-        data = frame.get("data") or {}
-        if type_ == "tool.call":
-            call_id = frame.get("id")
-            task = asyncio.get_running_loop().create_task(self._serve_call(call_id, data))
-            self._serving[call_id] = task
-            task.add_done_callback(lambda _t: self._serving.pop(call_id, None))
-        elif type_ == "tool.cancel":
-            task = self._serving.get(data.get("call_id"))
+        spec = MESSAGES.get(type_)
+        if spec is None or spec.kind not in ("event", "host"):
+            logger.warning("ignoring a %r frame from the room: not an event", type_)
+            return
+        data = frame.get("data")
+        if data is None:
+            data = {}
+        try:
+            message = spec.model.model_validate(data)
+        except ValidationError as exc:
+            logger.warning(
+                "ignoring an invalid %r frame from the room: %s", type_, describe_validation(exc)
+            )
+            return
+        if isinstance(message, ToolCallRequest):
+            self._on_tool_call(frame.get("id"), message)
+        elif isinstance(message, ToolCancel):
+            task = self._serving.get(message.call_id)
             if task is not None:
                 task.cancel()
-        elif type_ == "tool.progress":
-            handler = self._progress.get(data.get("call_id"))
+        elif isinstance(message, ToolProgress):
+            handler = self._progress.get(message.call_id)
             if handler is not None:
-                _call_soon(handler, data.get("data") or {})
+                _call_soon(handler, message.data)
         else:
-            if type_ == "participant.joined":
-                info = ParticipantInfo(**data)
-                self.participants[info.id] = info
-            elif type_ == "participant.left":
-                self.participants.pop(data.get("id"), None)
-            elif type_ == "room.dismissed":
-                self._dismissed = str(data.get("reason") or "dismissed by the room")
+            if isinstance(message, ParticipantInfo):
+                if type_ == "participant.joined":
+                    self.participants[message.id] = message
+                else:
+                    self.participants.pop(message.id, None)
+            elif isinstance(message, RoomDismissed):
+                self._dismissed = message.reason or "dismissed by the room"
             self._emit(type_, data)
 
-    async def _serve_call(self, call_id: str, data: dict[str, Any]) -> None:
-        toolkit = self.hosted.get(data.get("toolkit", ""))
+    def _on_answer(self, type_: str, frame: dict[str, Any]) -> None:
+        fid = frame.get("id")
+        fut = self._pending.pop(fid, None) if fid is not None else None
+        self._progress.pop(fid, None)
+        data = frame.get("data")
+        if not isinstance(data, dict):
+            data = {}
+        if fut is None:
+            if type_ == protocol.ERROR:
+                logger.warning("room error: %s", data)
+            return
+        if fut.done():
+            return
+        if type_ == protocol.RESPONSE:
+            fut.set_result(data)
+        else:
+            fut.set_exception(RoomError.from_data(data))
+
+    def _on_tool_call(self, call_id: Any, call: ToolCallRequest) -> None:
+        if not isinstance(call_id, str):
+            logger.warning("ignoring a 'tool.call' frame from the room without a call id")
+            return
+        task = asyncio.get_running_loop().create_task(self._serve_call(call_id, call))
+        self._serving[call_id] = task
+        task.add_done_callback(lambda _t: self._serving.pop(call_id, None))
+
+    async def _serve_call(self, call_id: str, call: ToolCallRequest) -> None:
+        toolkit = self.hosted.get(call.toolkit)
         try:
             if toolkit is None:
                 raise RoomError(
-                    ErrorCode.NOT_FOUND, f"this participant does not host {data.get('toolkit')!r}"
+                    ErrorCode.NOT_FOUND, f"this participant does not host {call.toolkit!r}"
                 )
-            behalf = data.get("on_behalf_of")
 
             async def progress(event: dict[str, Any]) -> None:
                 await self.send("tool.progress", {"call_id": call_id, "data": event})
 
             context = ToolContext(
-                caller=ParticipantInfo(**data["caller"]),
-                on_behalf_of=ParticipantInfo(**behalf) if behalf else None,
+                caller=call.caller,
+                on_behalf_of=call.on_behalf_of,
                 call_id=call_id,
                 room=self,
-                task_id=data.get("task_id"),
-                read_only=bool(data.get("read_only")),
-                metadata={"chain": data.get("chain") or [], "timeout": data.get("timeout")},
+                task_id=call.task_id,
+                read_only=call.read_only,
+                metadata={"chain": call.chain, "timeout": call.timeout},
                 _progress=progress,
             )
-            result = await toolkit.execute(
-                context, data.get("tool", ""), data.get("arguments") or {}
-            )
+            result = await toolkit.execute(context, call.tool, call.arguments)
             answer: dict[str, Any] = {"result": result}
             if context.usage:
                 answer["usage"] = context.usage
@@ -326,7 +401,7 @@ class RoomClient:
         except RoomError as exc:
             text = protocol.error(call_id, exc.code, exc.message, exc.details)
         except Exception as exc:
-            logger.info("tool %s.%s raised %r", data.get("toolkit"), data.get("tool"), exc)
+            logger.info("tool %s.%s raised %r", call.toolkit, call.tool, exc)
             text = protocol.error(
                 call_id,
                 ErrorCode.FAILED,
@@ -361,11 +436,15 @@ class RoomClient:
         timeout: float | None = None,
         on_progress: ProgressHandler | None = None,
     ) -> dict[str, Any]:
-        """Send a request and await its answer; an ``error`` frame raises RoomError."""
+        """Send a request and await its answer; an ``error`` frame raises RoomError.
+
+        ``timeout`` defaults to the client's ``request_timeout``; when it passes, the
+        request fails with ``timeout``.
+        """
+        if timeout is None:
+            timeout = self.request_timeout
         fut, rid = await self._start(type_, data, on_progress)
         try:
-            if timeout is None:
-                return await fut
             return await asyncio.wait_for(fut, timeout)
         except TimeoutError:
             raise RoomError(
@@ -419,7 +498,7 @@ class RoomClient:
         if parent_call_id:
             data["parent_call_id"] = parent_call_id
         fut, rid = await self._start("tools.invoke", data, on_progress)
-        return ToolCall(self, rid, fut)
+        return ToolCall(self, rid, fut, timeout)
 
     async def invoke_tool(
         self,
@@ -455,15 +534,12 @@ class RoomClient:
         participant_name: str | None = None,
         name: str | None = None,
     ) -> list[ToolkitInstance]:
-        query = {
-            k: v
-            for k, v in {
-                "participant_id": participant_id,
-                "participant_name": participant_name,
-                "name": name,
-            }.items()
-            if v
-        }
+        query = request_data(
+            "toolkits.list",
+            participant_id=participant_id or None,
+            participant_name=participant_name or None,
+            name=name or None,
+        )
         data = await self.request("toolkits.list", query)
         return [ToolkitInstance(**t) for t in data["toolkits"]]
 
@@ -481,22 +557,23 @@ class RoomClient:
 
     async def unhost_toolkit(self, name: str) -> None:
         self.hosted.pop(name, None)
-        await self.request("toolkits.unregister", {"name": name})
+        await self.request("toolkits.unregister", request_data("toolkits.unregister", name=name))
 
     # --- schemas and participants ---------------------------------------------------------------
 
     async def put_schema(self, name: str, schema: dict[str, Any]) -> str:
-        return (await self.request("schemas.put", {"name": name, "schema": schema}))["action"]
+        data = request_data("schemas.put", name=name, schema=schema)
+        return (await self.request("schemas.put", data))["action"]
 
     async def get_schema(self, name: str) -> dict[str, Any]:
-        return (await self.request("schemas.get", {"name": name}))["schema"]
+        return (await self.request("schemas.get", request_data("schemas.get", name=name)))["schema"]
 
     async def list_schemas(self) -> dict[str, dict[str, Any]]:
         data = await self.request("schemas.list")
         return {s["name"]: s["schema"] for s in data["schemas"]}
 
     async def remove_schema(self, name: str) -> None:
-        await self.request("schemas.remove", {"name": name})
+        await self.request("schemas.remove", request_data("schemas.remove", name=name))
 
     async def list_participants(self) -> list[ParticipantInfo]:
         data = await self.request("participants.list")

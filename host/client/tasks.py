@@ -5,12 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from taskroom.host.protocol.table import request_data
+
 if TYPE_CHECKING:
     from taskroom.host.client.room_client import RoomClient
 
 
 class TasksClient:
-    """Thin, typed wrappers over the room's ``tasks.*`` requests."""
+    """Typed wrappers over the room's ``tasks.*`` requests. Each request's data is built
+    through its protocol model, so a bad argument fails here with ``invalid_request``."""
 
     def __init__(self, room: RoomClient) -> None:
         self.room = room
@@ -26,24 +29,24 @@ class TasksClient:
         inactivity_timeout: float | None = None,
     ) -> dict[str, Any]:
         """Start a task (or one per model, as a batch); returns ids at once."""
-        data: dict[str, Any] = {
-            "agent": agent,
-            "arguments": arguments or {},
-            "read_only": read_only,
-        }
-        if models:
-            data["models"] = list(models)
-        if deadline:
-            data["deadline"] = deadline
-        if inactivity_timeout:
-            data["inactivity_timeout"] = inactivity_timeout
+        data = request_data(
+            "tasks.start",
+            agent=agent,
+            arguments=arguments or {},
+            read_only=read_only,
+            models=list(models) if models else None,
+            deadline=deadline or None,
+            inactivity_timeout=inactivity_timeout or None,
+        )
         return await self.room.request("tasks.start", data)
 
     async def get(self, task_id: str) -> dict[str, Any]:
-        return await self.room.request("tasks.get", {"task_id": task_id})
+        return await self.room.request("tasks.get", request_data("tasks.get", task_id=task_id))
 
     async def result(self, task_id: str) -> dict[str, Any]:
-        return await self.room.request("tasks.result", {"task_id": task_id})
+        return await self.room.request(
+            "tasks.result", request_data("tasks.result", task_id=task_id)
+        )
 
     async def wait(
         self,
@@ -53,29 +56,37 @@ class TasksClient:
         mode: str = "all",
         timeout: float = 30.0,
     ) -> dict[str, Any]:
-        data: dict[str, Any] = {"mode": mode, "timeout": timeout}
-        data.update({"task_id": task_id} if task_id else {"batch_id": batch_id})
-        return await self.room.request("tasks.wait", data)
+        """Wait up to ``timeout`` seconds for the task or batch; the request itself may
+        take that long, so its own timeout is extended by as much."""
+        data = request_data(
+            "tasks.wait",
+            task_id=task_id or None,
+            batch_id=None if task_id else batch_id,
+            mode=mode,
+            timeout=timeout,
+        )
+        grace = self.room.request_timeout
+        return await self.room.request(
+            "tasks.wait", data, timeout=None if grace is None else timeout + grace
+        )
 
     async def cancel(
         self, task_id: str | None = None, *, batch_id: str | None = None
     ) -> dict[str, Any]:
-        data = {"task_id": task_id} if task_id else {"batch_id": batch_id}
+        data = request_data(
+            "tasks.cancel", task_id=task_id or None, batch_id=None if task_id else batch_id
+        )
         return await self.room.request("tasks.cancel", data)
 
     async def list(self, **filters: Any) -> dict[str, Any]:
-        return await self.room.request(
-            "tasks.list", {k: v for k, v in filters.items() if v is not None}
-        )
+        return await self.room.request("tasks.list", request_data("tasks.list", **filters))
 
     async def subscribe(
         self, task_id: str | None = None, *, batch_id: str | None = None, all: bool = False
     ) -> None:
-        data: dict[str, Any] = {"all": all}
-        if task_id:
-            data["task_id"] = task_id
-        if batch_id:
-            data["batch_id"] = batch_id
+        data = request_data(
+            "tasks.subscribe", task_id=task_id or None, batch_id=batch_id or None, all=all
+        )
         await self.room.request("tasks.subscribe", data)
 
     async def run(

@@ -37,8 +37,9 @@ from taskroom.host.mcp.tools import (
 )
 from taskroom.host.mcp.waiting import TaskWatch, watch_tasks
 from taskroom.host.protocol import ErrorCode, RoomError
+from taskroom.host.protocol.errors import TaskroomError
 from taskroom.host.protocol.progress import describe_event
-from taskroom.host.protocol.tasks import FINISHED
+from taskroom.host.protocol.tasks import FINISHED, task_tool_name
 from taskroom.toolkits.toolkit import schema_validator, validation_error
 
 logger = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ Fetch = Callable[[], Awaitable[list[Snapshot]]]
 Handler = Callable[[ServerRequestContext[Any], dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
-class ToolError(Exception):
+class ToolError(TaskroomError):
     """A tool call that cannot succeed; it is answered as ``isError`` with this message."""
 
 
@@ -267,7 +268,7 @@ class McpGateway:
             spec = instance.toolkit
             if not spec.metadata.get("agent") or spec.name in seen:
                 continue
-            run_tool = spec.metadata.get("tool") or f"run_{spec.name}_task"
+            run_tool = spec.metadata.get("tool") or task_tool_name(spec.name)
             tool_spec = next((t for t in spec.tools if t.name == run_tool), None)
             if tool_spec is None or tool_spec.input_schema.get("type") != "object":
                 logger.debug(

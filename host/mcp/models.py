@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from taskroom.host.protocol.errors import TaskroomError
+
 BUILTIN_CLASSES: tuple[str, ...] = (
     "standard",
     "mini",
@@ -35,11 +37,11 @@ ENV_PREFIX = "TASKROOM_MODEL_"
 _CLASS_NAME = re.compile(r"^[a-z][a-z_]{0,63}$")
 
 
-class ModelConfigError(Exception):
+class ModelConfigError(TaskroomError):
     """The models configuration cannot be used; the message names the file or variable."""
 
 
-class ModelError(Exception):
+class ModelError(TaskroomError):
     """A call named a model the gateway cannot resolve; the message lists the choices."""
 
 

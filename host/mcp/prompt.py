@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from taskroom.host.protocol.errors import TaskroomError
+
 DEFAULT_MAX_FILE_BYTES = 256 * 1024
 DEFAULT_MAX_TOTAL_BYTES = 1024 * 1024
 SUMMARY_CHARS = 100
@@ -21,7 +23,7 @@ _TASK_HEADER = "## Task\n\n"
 _OUTPUT_HEADER = "\n\n## Desired output\n\n"
 
 
-class FileRefused(Exception):
+class FileRefused(TaskroomError):
     """A file the gateway will not read; the message says which and why."""
 
 

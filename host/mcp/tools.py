@@ -12,11 +12,12 @@ from typing import Any
 import mcp_types as types
 
 from taskroom.host.mcp.models import BUILTIN_CLASSES
+from taskroom.host.protocol.tasks import TaskStatus
 
 DEFAULT_AGENT = "llm-task-runner"
 DEFAULT_WAIT_SECONDS = 300.0
 MAX_WAIT_SECONDS = 3600.0
-STATUSES = ["pending", "running", "completed", "failed", "cancelled"]
+STATUSES = [s.value for s in TaskStatus]
 AGENT_TOOL_PREFIX = "agent_"
 _MAX_TOOL_NAME = 64  # the strictest common client limit (e.g. ^[a-zA-Z0-9_-]{1,64}$)
 

@@ -8,11 +8,12 @@ tested without a socket.
 
 from __future__ import annotations
 
-import enum
 import json
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from taskroom.host.protocol.errors import ErrorCode, RoomError
 
 MAX_FRAME_BYTES = 4 * 1024 * 1024
 """Default cap on one text frame; a larger frame is refused with ``invalid_request``."""
@@ -24,48 +25,6 @@ RESPONSE = "response"
 ERROR = "error"
 
 M = TypeVar("M", bound=BaseModel)
-
-
-class ErrorCode(enum.StrEnum):
-    """The small, closed set of error codes every error frame carries."""
-
-    PERMISSION_DENIED = "permission_denied"
-    INVALID_REQUEST = "invalid_request"
-    NOT_FOUND = "not_found"
-    CONFLICT = "conflict"
-    TIMEOUT = "timeout"
-    UNAVAILABLE = "unavailable"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-
-class RoomError(Exception):
-    """An error that travels over the wire as an ``error`` frame."""
-
-    def __init__(
-        self, code: ErrorCode | str, message: str, details: dict[str, Any] | None = None
-    ) -> None:
-        super().__init__(message)
-        self.code = ErrorCode(code)
-        self.message = message
-        self.details = details or {}
-
-    def to_data(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"code": self.code.value, "message": self.message}
-        if self.details:
-            data["details"] = self.details
-        return data
-
-    @classmethod
-    def from_data(cls, data: dict[str, Any]) -> RoomError:
-        try:
-            code = ErrorCode(data.get("code", "failed"))
-        except ValueError:
-            code = ErrorCode.FAILED
-        return cls(code, str(data.get("message", "")), data.get("details") or None)
-
-    def __repr__(self) -> str:
-        return f"RoomError({self.code.value!r}, {self.message!r})"
 
 
 class Frame(BaseModel):
@@ -131,7 +90,7 @@ def decode(raw: str | bytes, max_bytes: int = MAX_FRAME_BYTES) -> Frame:
         frame_id = obj.get("id") if isinstance(obj.get("id"), str | int) else None
         raise RoomError(
             ErrorCode.INVALID_REQUEST,
-            f"invalid frame: {_describe(exc)}",
+            f"invalid frame: {describe_validation(exc)}",
             {"id": frame_id} if frame_id is not None else None,
         ) from None
 
@@ -142,11 +101,12 @@ def parse_data(model: type[M], frame: Frame) -> M:
         return model.model_validate(frame.data)
     except ValidationError as exc:
         raise RoomError(
-            ErrorCode.INVALID_REQUEST, f"invalid {frame.type!r} data: {_describe(exc)}"
+            ErrorCode.INVALID_REQUEST, f"invalid {frame.type!r} data: {describe_validation(exc)}"
         ) from None
 
 
-def _describe(exc: ValidationError) -> str:
+def describe_validation(exc: ValidationError) -> str:
+    """The first few problems of a failed validation, each as ``field.path: message``."""
     parts = []
     for err in exc.errors()[:5]:
         loc = ".".join(str(p) for p in err["loc"]) or "(frame)"

@@ -1,7 +1,9 @@
-"""Typed data of every protocol message, shared by the room server and its clients.
+"""Typed data of the room's core messages, shared by the room server and its clients.
 
-Request types map to one model each in :data:`REQUEST_MODELS`; the room rejects a type
-it does not know, and data that does not fit the model, with ``invalid_request``.
+Each frame type maps to one of these models (or one in
+:mod:`~taskroom.host.protocol.tasks`) in the message table,
+:data:`taskroom.host.protocol.table.MESSAGES`; the room rejects a type it does not know,
+and data that does not fit the model, with ``invalid_request``.
 """
 
 from __future__ import annotations
@@ -10,12 +12,20 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from taskroom.host.protocol.errors import ErrorCode
+
 ANY_OBJECT: dict[str, Any] = {"type": "object", "additionalProperties": True}
 NAME_PATTERN = r"^[A-Za-z0-9_.\-]+$"
 
 
 class _Message(BaseModel):
+    """Data a participant sends: unknown fields are refused, so a typo is an error."""
+
     model_config = ConfigDict(extra="forbid")
+
+
+class _Event(BaseModel):
+    """Data the room sends: a client ignores fields a newer room may have added."""
 
 
 class ParticipantInfo(BaseModel):
@@ -99,12 +109,18 @@ class ToolsInvoke(_Message):
 
 
 class CallId(_Message):
-    call_id: str | int
+    call_id: str | int = Field(description="the id of your `tools.invoke` frame")
 
 
 class ToolProgress(_Message):
-    call_id: str
-    data: dict[str, Any] = Field(default_factory=dict)
+    """A progress event of a call in flight: host to room, and room to caller."""
+
+    call_id: str | int = Field(
+        description="the room's call id (from a host), or the caller's request id (to a caller)"
+    )
+    data: dict[str, Any] = Field(
+        default_factory=dict, description="a progress event, see the progress kinds"
+    )
 
 
 class SchemaPut(_Message):
@@ -131,18 +147,80 @@ class Dismiss(_Message):
     participant_id: str
 
 
-REQUEST_MODELS: dict[str, type[BaseModel]] = {
-    "ping": Empty,
-    "participants.list": Empty,
-    "toolkits.register": ToolkitSpec,
-    "toolkits.unregister": ToolkitName,
-    "toolkits.list": ToolkitsList,
-    "tools.invoke": ToolsInvoke,
-    "tools.cancel": CallId,
-    "schemas.put": SchemaPut,
-    "schemas.get": SchemaName,
-    "schemas.list": Empty,
-    "schemas.remove": SchemaName,
-    "room.call": RoomCall,
-    "room.dismiss": Dismiss,
-}
+# --- events ---------------------------------------------------------------------------
+
+
+class RoomReady(_Event):
+    """The first frame on an accepted connection: who you are and what the room holds."""
+
+    room: str
+    participant: ParticipantInfo = Field(description="you, as the room knows you")
+    participants: list[ParticipantInfo] = Field(default_factory=list)
+    toolkits: list[ToolkitInstance] = Field(
+        default_factory=list, description="the toolkit instances you can see"
+    )
+    schemas: list[str] = Field(default_factory=list, description="names of the room's schemas")
+    max_frame_bytes: int = Field(gt=0, description="the room's cap on one frame")
+
+
+class ToolkitUnregistered(_Event):
+    name: str
+    participant_id: str = Field(description="the host the instance was on")
+
+
+class SchemaChanged(_Event):
+    name: str
+    action: Literal["created", "updated", "removed"]
+
+
+class RoomDismissed(_Event):
+    """Sent before the room closes the socket with code 4001: do not reconnect."""
+
+    reason: str
+
+
+class ToolCallRequest(_Event):
+    """A call the room routes to the host of a toolkit; the frame's id is ``call_id``."""
+
+    call_id: str
+    toolkit: str
+    tool: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    caller: ParticipantInfo = Field(description="set by the room from the caller's token")
+    on_behalf_of: ParticipantInfo | None = Field(
+        default=None, description="the original caller of a nested call"
+    )
+    task_id: str | None = Field(default=None, description="the task this call belongs to")
+    read_only: bool = Field(default=False, description="the call must not change anything")
+    chain: list[str] = Field(default_factory=list, description="the call ids above this one")
+    timeout: float | None = Field(default=None, description="seconds until the room gives up")
+
+
+class ToolCancel(_Event):
+    call_id: str
+    reason: str = ""
+
+
+# --- answers ----------------------------------------------------------------------------
+
+
+class Answer(BaseModel):
+    """A ``response``: its fields depend on the request it answers."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class ErrorData(_Event):
+    code: ErrorCode
+    message: str = Field(description="what went wrong, and what to do about it")
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+def __getattr__(name: str) -> Any:
+    # ``REQUEST_MODELS`` is the room's older lookup of request models, derived from the
+    # message table until the room reads the table itself.
+    if name == "REQUEST_MODELS":
+        from taskroom.host.protocol.table import MESSAGES
+
+        return {t: s.model for t, s in MESSAGES.items() if s.kind == "request"}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

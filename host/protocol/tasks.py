@@ -1,7 +1,8 @@
-"""Task records, their events, and the request data of the room's task API."""
+"""Task records, their events, and the request and event data of the room's task API."""
 
 from __future__ import annotations
 
+import enum
 import time
 from typing import Any, Literal
 
@@ -10,11 +11,34 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 MAX_WAIT_SECONDS = 3600.0
 MAX_EVENTS_PER_TASK = 500
 
-Status = Literal["pending", "running", "completed", "failed", "cancelled"]
-FINISHED: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
+
+class TaskStatus(enum.StrEnum):
+    """Where a task is in its life; a StrEnum, so it equals its string on the wire."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+FINISHED: frozenset[TaskStatus] = frozenset(
+    {TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED}
+)
+"""The statuses a task never leaves."""
+
+
+def task_tool_name(agent: str) -> str:
+    """The tool by which an agent's toolkit runs one task: ``run_<agent>_task``."""
+    return f"run_{agent}_task"
 
 
 class TaskRecord(BaseModel):
+    """A task as the room keeps it; assignments are validated, so ``status`` stays a
+    :class:`TaskStatus` whatever string the room assigns."""
+
+    model_config = ConfigDict(validate_assignment=True)
+
     id: str
     room: str
     agent: str
@@ -25,7 +49,7 @@ class TaskRecord(BaseModel):
     caller: dict[str, Any] = Field(default_factory=dict)
     parent_task_id: str | None = None
     read_only: bool = False
-    status: Status = "pending"
+    status: TaskStatus = TaskStatus.PENDING
     created_at: float = Field(default_factory=time.time)
     started_at: float | None = None
     finished_at: float | None = None
@@ -89,7 +113,7 @@ class TaskWait(TaskOrBatch):
 
 
 class TaskList(_Message):
-    status: Literal["pending", "running", "completed", "failed", "cancelled"] | None = None
+    status: TaskStatus | None = None
     agent: str | None = None
     batch_id: str | None = None
     caller: str | None = None
@@ -101,3 +125,26 @@ class TaskSubscribe(_Message):
     task_id: str | None = None
     batch_id: str | None = None
     all: bool = False
+
+
+# --- events ------------------------------------------------------------------------------
+
+
+class TaskUpdated(BaseModel):
+    """A subscribed task changed status; ``result`` is set once it has finished."""
+
+    task_id: str
+    batch_id: str | None = None
+    agent: str
+    status: TaskStatus
+    error: dict[str, Any] | None = None
+    result: Any = None
+
+
+class TaskProgress(BaseModel):
+    """A progress event of a subscribed task, numbered by ``seq`` within the task."""
+
+    task_id: str
+    batch_id: str | None = None
+    seq: int = Field(ge=0)
+    data: dict[str, Any] = Field(description="a progress event, see the progress kinds")
