@@ -134,13 +134,29 @@ class SchemaName(_Message):
     name: str = Field(min_length=1, max_length=128)
 
 
-class RoomCall(_Message):
-    """Ask the room to call an agent in: it mints a token and posts a signed webhook."""
+SERVICE_NAME = r"^[A-Za-z0-9_.\-]{1,64}$"
 
-    name: str = Field(min_length=1, max_length=128)
-    url: str = Field(min_length=1)
+
+class ServiceCall(_Message):
+    """Call the agent ``agent`` of the registered service ``service`` into the room."""
+
+    service: str = Field(pattern=SERVICE_NAME)
+    agent: str = Field(min_length=1, max_length=128)
+    """The identity the agent joins as, as its service declares it."""
     arguments: dict[str, Any] = Field(default_factory=dict)
-    role: Literal["agent", "tool"] = "agent"
+
+
+class ServiceName(_Message):
+    name: str = Field(pattern=SERVICE_NAME)
+
+
+class ServiceRegistration(_Message):
+    """A service the room may call agents in from (checked further by the server)."""
+
+    name: str = Field(pattern=SERVICE_NAME)
+    url: str = Field(min_length=1, max_length=2048)
+    identities: list[str] | None = Field(default=None, max_length=256)
+    allow_private: bool = False
 
 
 class Dismiss(_Message):

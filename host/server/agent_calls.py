@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ValidationError
 
 from taskroom.host import protocol
 from taskroom.host.auth.tokens import (
@@ -33,7 +33,6 @@ from taskroom.host.auth.tokens import (
     AGENT_TOKEN_TTL,
     SECRET_ENV,
     SERVICES_ADMIN_GRANT,
-    TOKEN_REFRESH_GRANT,
     create_token,
 )
 from taskroom.host.auth.webhooks import (
@@ -43,11 +42,16 @@ from taskroom.host.auth.webhooks import (
     sign_webhook,
 )
 from taskroom.host.protocol import ErrorCode, Frame, RoomError
-from taskroom.host.protocol.messages import Dismiss, Empty
+from taskroom.host.protocol.messages import (
+    Dismiss,
+    Empty,
+    ServiceCall,
+    ServiceName,
+    ServiceRegistration,
+)
 from taskroom.host.server.participant import Participant
 from taskroom.host.server.room import Room
 from taskroom.host.server.service_registry import (
-    SERVICE_NAME,
     GuardedResolver,
     ServiceEntry,
     ServiceRegistry,
@@ -72,23 +76,6 @@ MAX_CALLS_PER_ROOM = 4
 MAX_CALLS_PER_SERVER = 32
 """Calls in progress at once; one more is refused at once, not queued."""
 DISMISSED_EVENT = "room.dismissed"
-
-
-class ServiceCall(BaseModel):
-    """``room.call``: call the agent ``agent`` of the registered service ``service`` in."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    service: str = Field(pattern=SERVICE_NAME)
-    agent: str = Field(min_length=1, max_length=128)
-    """The identity the agent joins as, as its service declares it."""
-    arguments: dict[str, Any] = Field(default_factory=dict)
-
-
-class ServiceName(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(pattern=SERVICE_NAME)
 
 
 @dataclass
@@ -136,10 +123,17 @@ def install_agent_calls(server: RoomServer, room: Room) -> None:
         )
         return {"token": token, "expires_at": int(expires_at)}
 
-    async def register(p: Participant, req: ServiceEntry, frame: Frame) -> dict[str, Any]:
-        action = state.registry.register(req)
-        logger.info("%s %s service %s at %s", p, action, req.name, req.url)
-        return {"name": req.name, "action": action}
+    async def register(p: Participant, req: ServiceRegistration, frame: Frame) -> dict[str, Any]:
+        try:
+            entry = ServiceEntry.model_validate(req.model_dump())
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:3]
+            )
+            raise RoomError(ErrorCode.INVALID_REQUEST, f"invalid service: {problems}") from None
+        action = state.registry.register(entry)
+        logger.info("%s %s service %s at %s", p, action, entry.name, entry.url)
+        return {"name": entry.name, "action": action}
 
     async def remove(p: Participant, req: ServiceName, frame: Frame) -> dict[str, Any]:
         state.registry.remove(req.name)
@@ -171,12 +165,12 @@ def install_agent_calls(server: RoomServer, room: Room) -> None:
         called_in.pop(req.participant_id, None)
         return await dismiss_participant(room, req.participant_id, f"dismissed by {p.name}")
 
-    room.handle("room.call", ServiceCall, call, background=True, grant="room.call")
-    room.handle("room.dismiss", Dismiss, dismiss, background=True, grant="room.call")
-    room.handle("token.refresh", Empty, refresh, grant=TOKEN_REFRESH_GRANT)
-    room.handle("services.list", Empty, list_services, grant="room.call")
-    room.handle("services.register", ServiceEntry, register, grant=SERVICES_ADMIN_GRANT)
-    room.handle("services.remove", ServiceName, remove, grant=SERVICES_ADMIN_GRANT)
+    room.handle("room.call", call, background=True)
+    room.handle("room.dismiss", dismiss, background=True)
+    room.handle("token.refresh", refresh)
+    room.handle("services.list", list_services)
+    room.handle("services.register", register)
+    room.handle("services.remove", remove)
 
 
 def room_webhook_secret(server: RoomServer) -> str:

@@ -12,7 +12,6 @@ from pydantic import BaseModel
 from taskroom.host import protocol
 from taskroom.host.protocol import ErrorCode, Frame, RoomError
 from taskroom.host.protocol.messages import (
-    REQUEST_MODELS,
     CallId,
     SchemaName,
     SchemaPut,
@@ -23,6 +22,7 @@ from taskroom.host.protocol.messages import (
     ToolProgress,
     ToolsInvoke,
 )
+from taskroom.host.protocol.table import MESSAGES, grant_for
 from taskroom.host.server.calls import Answer, CallTarget
 from taskroom.host.server.participant import Participant
 from taskroom.host.server.registry import MAX_NESTING, Registry, nesting_depth
@@ -39,16 +39,6 @@ Handler = Callable[[Participant, Any, Frame], Awaitable[dict[str, Any] | None]]
 NO_REPLY = None
 """A handler returning None answers later itself (tool calls, waits)."""
 
-REQUIRED_GRANTS: dict[str, str] = {
-    "toolkits.register": "toolkits.register",
-    "tools.invoke": "tools.call",
-    "schemas.put": "schemas.write",
-    "schemas.remove": "schemas.write",
-    "room.call": "room.call",
-    "room.dismiss": "room.call",
-    "tasks.start": "tasks.start",
-}
-
 
 class Room:
     """State and requests of one named room. All methods run on the server's loop."""
@@ -61,7 +51,6 @@ class Room:
         self.schemas: dict[str, dict[str, Any]] = {}
         self.schema_owners: dict[str, str] = {}
         self.handlers: dict[str, tuple[type[BaseModel], Handler, bool]] = {}
-        self.grants = dict(REQUIRED_GRANTS)
         self.close_hooks: list[Callable[[], Awaitable[None]]] = []
         self.tasks: TaskManager | None = None
         """The room's task manager, when the server has tasks installed."""
@@ -78,26 +67,20 @@ class Room:
             "schemas.list": self._schemas_list,
             "schemas.remove": self._schemas_remove,
         }.items():
-            self.handle(type_, REQUEST_MODELS[type_], fn)
+            self.handle(type_, fn)
 
     @property
     def participants(self) -> dict[str, Participant]:
         return self.registry.participants
 
-    def handle(
-        self,
-        type_: str,
-        model: type[BaseModel],
-        fn: Handler,
-        *,
-        background: bool = False,
-        grant: str | None = None,
-    ) -> None:
-        """Add a request type. ``background`` handlers may wait without blocking the
+    def handle(self, type_: str, fn: Handler, *, background: bool = False) -> None:
+        """Answer a request type of the message table with ``fn``; its model and grant
+        come from the table. ``background`` handlers may wait without blocking the
         connection's other frames."""
-        self.handlers[type_] = (model, fn, background)
-        if grant:
-            self.grants[type_] = grant
+        spec = MESSAGES.get(type_)
+        if spec is None or spec.kind != "request":
+            raise ValueError(f"{type_!r} is not a request in the message table")
+        self.handlers[type_] = (spec.model, fn, background)
 
     # --- membership -------------------------------------------------------------------
 
@@ -173,7 +156,7 @@ class Room:
 
     async def _run(self, p: Participant, frame: Frame, model: type[BaseModel], fn: Handler) -> None:
         try:
-            grant = self.grants.get(frame.type)
+            grant = grant_for(frame.type)
             if grant and not p.allows(grant):
                 raise RoomError(
                     ErrorCode.PERMISSION_DENIED,
@@ -273,7 +256,7 @@ class Room:
         answer = Answer(reply, progress, caller=p, ref=ref)
         if self.tasks is not None and self.router.is_agent_tool(req.toolkit, req.tool):
             # Running an agent records a task, whichever request does it.
-            if not p.allows(self.grants["tasks.start"]):
+            if not p.allows(grant_for("tasks.start") or "tasks.start"):
                 raise RoomError(
                     ErrorCode.PERMISSION_DENIED,
                     f"calling {req.toolkit}.{req.tool} starts a task, which needs the "

@@ -19,6 +19,7 @@ from typing import Any
 from taskroom.host import protocol
 from taskroom.host.protocol import ErrorCode, RoomError
 from taskroom.host.protocol.messages import ToolkitSpec
+from taskroom.host.protocol.tasks import task_tool_name
 from taskroom.host.server.calls import Answer, CallOrigin, CallTarget, Instance, PendingCall
 from taskroom.host.server.participant import Participant, Principal
 from taskroom.host.server.registry import Registry
@@ -33,7 +34,7 @@ def agent_tool(spec: ToolkitSpec) -> str | None:
     """The task tool of an agent instance, or None for a plain toolkit."""
     if not spec.metadata.get("agent"):
         return None
-    return str(spec.metadata.get("tool") or f"run_{spec.name}_task")
+    return str(spec.metadata.get("tool") or task_tool_name(spec.name))
 
 
 class CallRouter:

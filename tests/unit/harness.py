@@ -16,7 +16,7 @@ from taskroom.host.protocol import Frame, RoomError
 from taskroom.host.server.participant import Participant
 from taskroom.host.server.room import Room
 from taskroom.host.server.tasks.manager import TaskManager
-from taskroom.host.server.tasks.store import SQLiteTaskStore
+from taskroom.host.server.tasks.sqlite_store import SQLiteTaskStore
 
 
 class MemoryPeer:

@@ -116,17 +116,17 @@ class TaskManager:
 
     async def install(self) -> None:
         """Add the task requests to the room and queue the pending tasks the store holds."""
-        for type_, (model, fn, background) in {
-            "tasks.start": (TaskStart, self._start, False),
-            "tasks.get": (TaskRef, self._get, False),
-            "tasks.result": (TaskRef, self._result, False),
-            "tasks.wait": (TaskWait, self._wait, True),
-            "tasks.cancel": (TaskOrBatch, self._cancel, False),
-            "tasks.list": (TaskList, self._list, False),
-            "tasks.subscribe": (TaskSubscribe, self._subscribe, False),
-            "tasks.unsubscribe": (TaskSubscribe, self._unsubscribe, False),
-        }.items():
-            self._room.handle(type_, model, fn, background=background)
+        for type_, fn, background in (
+            ("tasks.start", self._start, False),
+            ("tasks.get", self._get, False),
+            ("tasks.result", self._result, False),
+            ("tasks.wait", self._wait, True),
+            ("tasks.cancel", self._cancel, False),
+            ("tasks.list", self._list, False),
+            ("tasks.subscribe", self._subscribe, False),
+            ("tasks.unsubscribe", self._unsubscribe, False),
+        ):
+            self._room.handle(type_, fn, background=background)
         self._room.close_hooks.append(self.close)
         for record in await self.store.unfinished(self.room_name):
             if record.status == "pending":

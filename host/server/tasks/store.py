@@ -11,6 +11,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any, Literal
 
+from taskroom.host.protocol.errors import TaskroomError
 from taskroom.host.protocol.tasks import TaskEvent, TaskRecord
 
 OnDamage = Literal["refuse", "fresh", "skip"]
@@ -18,7 +19,7 @@ OnDamage = Literal["refuse", "fresh", "skip"]
 file aside and start a new one, or skip the records that cannot be read."""
 
 
-class TaskStoreError(Exception):
+class TaskStoreError(TaskroomError):
     """The store cannot be opened, read or written; the message says which store and why."""
 
 
