@@ -31,9 +31,9 @@ class _Event(BaseModel):
 class ParticipantInfo(BaseModel):
     """A participant as the room sees it; identity and role come from its token."""
 
-    id: str
-    name: str
-    role: str
+    id: str = Field(description="assigned by the room when the participant joins")
+    name: str = Field(description="the identity its token names")
+    role: str = Field(description="user, agent, tool, admin or observer")
     attributes: dict[str, Any] = Field(default_factory=dict)
     online: bool = True
 
@@ -55,8 +55,12 @@ class ToolSpec(BaseModel):
     name: str = Field(min_length=1, max_length=128, pattern=NAME_PATTERN)
     title: str | None = None
     description: str = ""
-    input_schema: dict[str, Any] = Field(default_factory=lambda: dict(ANY_OBJECT))
-    output_schema: dict[str, Any] | None = None
+    input_schema: dict[str, Any] = Field(
+        default_factory=lambda: dict(ANY_OBJECT), description="JSON Schema of the arguments"
+    )
+    output_schema: dict[str, Any] | None = Field(
+        default=None, description="JSON Schema the result must fit"
+    )
     annotations: ToolAnnotations = Field(default_factory=ToolAnnotations)
 
 
@@ -66,10 +70,16 @@ class ToolkitSpec(_Message):
     name: str = Field(min_length=1, max_length=128, pattern=NAME_PATTERN)
     title: str | None = None
     description: str = ""
-    public: bool = True
-    allowed_callers: list[str] = Field(default_factory=list)
+    public: bool = Field(
+        default=True, description="false: only its host and allowed_callers see it"
+    )
+    allowed_callers: list[str] = Field(
+        default_factory=list, description="identities or participant ids that may see it"
+    )
     tools: list[ToolSpec] = Field(default_factory=list)
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: dict[str, Any] = Field(
+        default_factory=dict, description='agent facts: "agent", "tool", "max_concurrency", ...'
+    )
 
 
 class ToolkitInstance(BaseModel):
@@ -103,9 +113,15 @@ class ToolsInvoke(_Message):
     toolkit: str = Field(min_length=1)
     tool: str = Field(min_length=1)
     arguments: dict[str, Any] = Field(default_factory=dict)
-    participant_id: str | None = None
-    timeout: float | None = Field(default=None, gt=0, le=86_400)
-    parent_call_id: str | None = None
+    participant_id: str | None = Field(
+        default=None, description="pin one instance; else the least-loaded one you can see"
+    )
+    timeout: float | None = Field(
+        default=None, gt=0, le=86_400, description="seconds; the room's default is 120"
+    )
+    parent_call_id: str | None = Field(
+        default=None, description="the call you are serving, to make this a nested call"
+    )
 
 
 class CallId(_Message):

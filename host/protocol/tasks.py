@@ -85,11 +85,19 @@ class TaskStart(_Message):
     """Start one task, or one task per model under one batch id."""
 
     agent: str = Field(min_length=1, max_length=128)
-    arguments: dict[str, Any] = Field(default_factory=dict)
-    models: list[str] | None = Field(default=None, min_length=1, max_length=16)
-    read_only: bool = False
-    deadline: float | None = Field(default=None, gt=0, le=86_400)
-    inactivity_timeout: float | None = Field(default=None, gt=0, le=86_400)
+    arguments: dict[str, Any] = Field(
+        default_factory=dict, description="checked against the agent's input schema"
+    )
+    models: list[str] | None = Field(
+        default=None, min_length=1, max_length=16, description="one task per model, as a batch"
+    )
+    read_only: bool = Field(default=False, description="the task may call read_only tools only")
+    deadline: float | None = Field(
+        default=None, gt=0, le=86_400, description="seconds the task may run in all"
+    )
+    inactivity_timeout: float | None = Field(
+        default=None, gt=0, le=86_400, description="seconds without progress before it fails"
+    )
 
 
 class TaskRef(_Message):
@@ -108,23 +116,29 @@ class TaskOrBatch(_Message):
 
 
 class TaskWait(TaskOrBatch):
-    mode: Literal["first", "all"] = "all"
-    timeout: float = Field(default=30.0, ge=0, le=MAX_WAIT_SECONDS)
+    mode: Literal["first", "all"] = Field(
+        default="all", description="return when the first task finishes, or all of them"
+    )
+    timeout: float = Field(default=30.0, ge=0, le=MAX_WAIT_SECONDS, description="seconds")
 
 
 class TaskList(_Message):
     status: TaskStatus | None = None
     agent: str | None = None
     batch_id: str | None = None
-    caller: str | None = None
-    before: float | None = None
+    caller: str | None = Field(
+        default=None, description="whose tasks (needs tasks.all; else always your own)"
+    )
+    before: float | None = Field(
+        default=None, description="created before this time: the last answer's next_before"
+    )
     limit: int = Field(default=50, ge=1, le=500)
 
 
 class TaskSubscribe(_Message):
     task_id: str | None = None
     batch_id: str | None = None
-    all: bool = False
+    all: bool = Field(default=False, description="every task you can see")
 
 
 # --- events ------------------------------------------------------------------------------
