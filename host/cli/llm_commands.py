@@ -19,7 +19,7 @@ def serve_test(
     latency: Annotated[float, typer.Option(help="Seconds before each answer.")] = 0.0,
 ) -> None:
     """Serve the scripted OpenAI-compatible LLM in auto mode (no real model involved)."""
-    from taskroom.agents.scripted_llm_server import serve
+    from taskroom.agents.testing import serve
 
     setup_logging()
     stderr.print(f"scripted LLM on http://{host}:{port}/v1 (auto mode, latency {latency:g} s)")

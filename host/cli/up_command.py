@@ -18,8 +18,9 @@ from typing import Annotated, Any
 import typer
 
 from taskroom.agents import DynamicLLMTaskRunner, LLMTaskRunner, OpenAIResponsesAdapter
+from taskroom.agents.demo import DEMO_TASKS
 from taskroom.agents.openai_client import default_model
-from taskroom.agents.scripted_llm_server import ScriptedLLMServer
+from taskroom.agents.testing import ScriptedLLMServer
 from taskroom.host.auth.tokens import DEFAULT_DATA_DIR, TokenError, create_token, load_secret
 from taskroom.host.cli.common import DataDirOpt, fail, setup_logging, stderr
 from taskroom.host.cli.task_commands import watch_task
@@ -28,7 +29,6 @@ from taskroom.host.protocol import RoomError
 from taskroom.host.server.build import build_room_server
 from taskroom.host.server.tasks import TaskStoreError
 from taskroom.host.service.service_host import ServiceHost
-from taskroom.invoke.invoke_llm_taskrunner import DEFAULT_OUTPUT_SCHEMA, DYNAMIC_PROMPT, PROMPT
 
 RUNNERS = ("llm-task-runner", "dynamic-llm-task-runner")
 
@@ -129,13 +129,7 @@ def _print_banner(room_url: str, room: str, token: str, data_dir: Path) -> None:
 
 async def _demo(room_url: str, room: str, token: str) -> None:
     async with RoomClient(room_url, room, token, reconnect=False) as client:
-        for agent, arguments in (
-            ("llm-task-runner", {"prompt": PROMPT}),
-            (
-                "dynamic-llm-task-runner",
-                {"prompt": DYNAMIC_PROMPT, "output_schema": DEFAULT_OUTPUT_SCHEMA},
-            ),
-        ):
+        for agent, arguments in DEMO_TASKS.items():
             stderr.rule(f"demo: {agent}")
             started = await client.tasks.start(agent, arguments)
             (task,) = await watch_task(client, agent, started, timeout=300)
