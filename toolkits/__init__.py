@@ -1,6 +1,6 @@
 """Tools, toolkits, and the requirements that resolve them through a room.
 
-    from taskroom.toolkits import Tool, Toolkit, tool, ToolContext, RequiredToolkit
+from taskroom.toolkits import Tool, Toolkit, tool, ToolContext, RequiredToolkit
 """
 
 from taskroom.host.protocol.messages import ToolAnnotations, ToolSpec
