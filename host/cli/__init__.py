@@ -58,7 +58,7 @@ def load_command(name: str) -> TyperCommand | TyperGroup:
         command: Any = typer.main.get_group(target)
         command.help = entry.help
     else:
-        single = typer.Typer(add_completion=False)
+        single = typer.Typer(add_completion=False, rich_markup_mode=None)
         single.command(name)(target)
         command = typer.main.get_command(single)
     command.name = name

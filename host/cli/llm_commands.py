@@ -7,9 +7,9 @@ from typing import Annotated
 
 import typer
 
-from taskroom.host.cli.common import setup_logging, stderr
+from taskroom.host.cli.common import command_group, setup_logging, stderr
 
-llm_app = typer.Typer(help="LLM helpers.", no_args_is_help=True)
+llm_app = command_group()
 
 
 @llm_app.command("serve-test")
