@@ -24,7 +24,7 @@ from taskroom.toolkits.context import ToolContext
 from taskroom.toolkits.toolkit import Toolkit
 
 if TYPE_CHECKING:
-    from taskroom.host.client.room_client import RoomClient
+    from taskroom.toolkits.room import RoomConnection
 
 logger = logging.getLogger(__name__)
 
@@ -168,7 +168,7 @@ class LLMAdapter(ABC):
         self,
         *,
         context: ChatContext,
-        room: RoomClient | None = None,
+        room: RoomConnection | None = None,
         toolkits: Sequence[Toolkit] = (),
         tool_adapter: ToolResponseAdapter | None = None,
         output_schema: dict[str, Any] | None = None,

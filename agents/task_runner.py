@@ -30,7 +30,7 @@ from taskroom.toolkits.tool import Tool
 from taskroom.toolkits.toolkit import Toolkit, check_schema
 
 if TYPE_CHECKING:
-    from taskroom.host.client.room_client import RoomClient
+    from taskroom.toolkits.room import HostingRoom, RoomConnection
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ class TaskContext:
 
     chat: ChatContext
     tool_context: ToolContext
-    room: RoomClient | None
+    room: RoomConnection | None
     toolkits: list[Toolkit] = field(default_factory=list)
 
     @property
@@ -118,7 +118,7 @@ class TaskRunner:
         self.toolkits = list(toolkits)
         self.labels = list(labels)
         self.max_concurrency = max_concurrency
-        self.room: RoomClient | None = None
+        self.room: HostingRoom | None = None
 
     # --- what a subclass writes --------------------------------------------------
 
@@ -151,7 +151,7 @@ class TaskRunner:
             metadata=self.metadata(),
         )
 
-    async def start(self, room: RoomClient) -> None:
+    async def start(self, room: HostingRoom) -> None:
         """Install requirements (bounded waits), then offer the runner in the room."""
         self.room = room
         await install_requirements(room, self.requires)
@@ -190,7 +190,7 @@ class TaskRunner:
             if context.chat.usage.requests:
                 tool_context.usage.update(context.chat.usage.as_dict())
 
-    async def _caller_toolkits(self, room: RoomClient, names: Sequence[str]) -> list[Toolkit]:
+    async def _caller_toolkits(self, room: RoomConnection, names: Sequence[str]) -> list[Toolkit]:
         if not names:
             return []
         if not self.supports_tools:

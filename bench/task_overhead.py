@@ -25,7 +25,7 @@ from rich.console import Console
 from rich.table import Table
 
 from taskroom.agents import LLMTaskRunner, OpenAIResponsesAdapter
-from taskroom.agents.scripted_llm_server import ScriptedLLMServer
+from taskroom.agents.testing import ScriptedLLMServer
 from taskroom.host.auth.tokens import create_token
 from taskroom.host.client.room_client import RoomClient
 from taskroom.host.protocol.messages import ParticipantInfo

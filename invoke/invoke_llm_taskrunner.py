@@ -3,8 +3,8 @@
     python invoke/invoke_llm_taskrunner.py --room myroom [--url URL] [--token TOKEN]
 
 The runners must be in the room, e.g. called in with
-``taskroom service run invoke/llm_taskrunner_service.py --room myroom``. Edit the prompts
-and DEFAULT_OUTPUT_SCHEMA below to try your own tasks.
+``taskroom service run invoke/llm_taskrunner_service.py --room myroom``. The tasks are
+the ones ``taskroom up --demo`` runs; replace TASKS below to try your own.
 """
 
 from __future__ import annotations
@@ -16,42 +16,27 @@ import os
 import sys
 from typing import Any
 
+from taskroom.agents.demo import DEMO_TASKS
 from taskroom.host.auth.tokens import TokenError, create_token, load_secret
 from taskroom.host.client.room_client import RoomClient
 from taskroom.host.protocol import RoomError
 from taskroom.host.protocol.tasks import task_tool_name
 
-DEFAULT_OUTPUT_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "title": {"type": "string"},
-        "steps": {"type": "array", "items": {"type": "string"}, "minItems": 1},
-        "difficulty": {"type": "string", "enum": ["easy", "medium", "hard"]},
-    },
-    "required": ["title", "steps", "difficulty"],
-    "additionalProperties": False,
-}
-"""What the dynamic runner's answer must fit."""
-
-PROMPT = "In one sentence: why do rooms route tool calls instead of agents calling each other?"
-DYNAMIC_PROMPT = "Plan how to brew a good cup of tea."
 DEFAULT_URL = "http://127.0.0.1:8765"
+TASKS: dict[str, dict[str, Any]] = DEMO_TASKS
+"""Runner name -> the arguments of the task to run on it."""
 
 
 async def main(url: str, room: str, token: str) -> dict[str, Any]:
     """Run both tasks at once through the room; returns each runner's result by name."""
     async with RoomClient(url, room, token, reconnect=False) as client:
-        fixed, dynamic = await asyncio.gather(
-            client.invoke_tool(
-                "llm-task-runner", task_tool_name("llm-task-runner"), {"prompt": PROMPT}
-            ),
-            client.invoke_tool(
-                "dynamic-llm-task-runner",
-                task_tool_name("dynamic-llm-task-runner"),
-                {"prompt": DYNAMIC_PROMPT, "output_schema": DEFAULT_OUTPUT_SCHEMA},
-            ),
+        results = await asyncio.gather(
+            *(
+                client.invoke_tool(name, task_tool_name(name), arguments)
+                for name, arguments in TASKS.items()
+            )
         )
-    return {"llm-task-runner": fixed, "dynamic-llm-task-runner": dynamic}
+    return dict(zip(TASKS, results, strict=True))
 
 
 def _parse_args() -> argparse.Namespace:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from taskroom.agents import DynamicLLMTaskRunner, LLMTaskRunner, OpenAIChatCompletionsAdapter
-from taskroom.agents.scripted_llm_server import ScriptedLLMServer
+from taskroom.agents.testing import ScriptedLLMServer
 from taskroom.host.auth.tokens import create_token
 from taskroom.host.client.room_client import RoomClient
 from taskroom.host.server.build import build_room_server

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from taskroom.agents import LLMTaskRunner, OpenAIResponsesAdapter, TaskContext, TaskRunner
-from taskroom.agents.scripted_llm_server import ScriptedLLMServer, json_output, tool_calls
+from taskroom.agents.testing import ScriptedLLMServer, json_output, tool_calls
 from taskroom.host.auth.tokens import create_token
 from taskroom.host.client.room_client import RoomClient
 from taskroom.host.protocol import ErrorCode, RoomError

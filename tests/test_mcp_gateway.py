@@ -18,7 +18,7 @@ from mcp import ClientSession, MCPError, StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
 from taskroom.agents.llm_task_runner import DEFAULT_OUTPUT_SCHEMA
-from taskroom.agents.scripted_llm_server import ScriptedLLMServer, delay, hang, json_output
+from taskroom.agents.testing import ScriptedLLMServer, delay, hang, json_output
 from taskroom.host.auth.tokens import create_token
 from taskroom.host.client.room_client import RoomClient
 from taskroom.host.mcp import FileAccess, FileRefused, ModelCatalog, ModelConfigError, ModelError

@@ -23,7 +23,7 @@ from taskroom.agents.openai_client import (
     create_openai_client,
     default_model,
 )
-from taskroom.agents.scripted_llm_server import (
+from taskroom.agents.testing import (
     ScriptedLLMServer,
     hang,
     http_error,

@@ -14,7 +14,7 @@ import openai
 import pydantic
 import pytest
 
-from taskroom.agents.scripted_llm_server import (
+from taskroom.agents.testing import (
     NO_STEP_LEFT,
     ScriptedLLMServer,
     delay,

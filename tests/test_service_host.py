@@ -20,12 +20,12 @@ import aiohttp
 import jsonschema
 import pytest
 
+from taskroom.agents.demo import DYNAMIC_OUTPUT_SCHEMA
 from taskroom.agents.llm_task_runner import DEFAULT_OUTPUT_SCHEMA as FIXED_OUTPUT_SCHEMA
-from taskroom.agents.scripted_llm_server import ScriptedLLMServer
+from taskroom.agents.testing import ScriptedLLMServer
 from taskroom.host.auth.tokens import create_token
 from taskroom.host.auth.webhooks import SIGNATURE_HEADER, sign_webhook
 from taskroom.host.client.room_client import RoomClient
-from taskroom.invoke.invoke_llm_taskrunner import DEFAULT_OUTPUT_SCHEMA
 from taskroom.invoke.invoke_llm_taskrunner import main as invoke_main
 from tests.processes import BIN, ROOT, Process, free_port, start_room, wait_http
 
@@ -170,7 +170,7 @@ async def test_invoke_script_runs_both_runners(
     before = len(llm_server.requests)
     results = await invoke_main(room_url, ROOM, token(ROOM, "invoker"))
     jsonschema.validate(results["llm-task-runner"], FIXED_OUTPUT_SCHEMA)
-    jsonschema.validate(results["dynamic-llm-task-runner"], DEFAULT_OUTPUT_SCHEMA)
+    jsonschema.validate(results["dynamic-llm-task-runner"], DYNAMIC_OUTPUT_SCHEMA)
     assert len(llm_server.requests) >= before + 2
 
 

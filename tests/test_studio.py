@@ -12,7 +12,7 @@ import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from taskroom.agents import DynamicLLMTaskRunner, LLMTaskRunner, OpenAIResponsesAdapter
-from taskroom.agents.scripted_llm_server import ScriptedLLMServer, hang
+from taskroom.agents.testing import ScriptedLLMServer, hang
 from taskroom.host.auth.tokens import create_token
 from taskroom.host.client.room_client import RoomClient
 from taskroom.host.server.build import build_room_server

@@ -22,7 +22,7 @@ from taskroom.agents import (
 )
 from taskroom.agents.llm_task_runner import DEFAULT_OUTPUT_SCHEMA
 from taskroom.agents.openai_client import OpenAICompatibleAdapter
-from taskroom.agents.scripted_llm_server import (
+from taskroom.agents.testing import (
     ScriptedLLMServer,
     hang,
     http_error,

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from taskroom.agents import LLMTaskRunner, OpenAIResponsesAdapter, TaskRunner
-from taskroom.agents.scripted_llm_server import ScriptedLLMServer, delay, hang, json_output
+from taskroom.agents.testing import ScriptedLLMServer, delay, hang, json_output
 from taskroom.host.protocol import RoomError
 from taskroom.host.server.build import build_room_server
 from taskroom.host.server.tasks import TaskStoreError

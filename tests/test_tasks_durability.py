@@ -6,7 +6,7 @@ import asyncio
 import subprocess
 import time
 
-from taskroom.agents.scripted_llm_server import ScriptedLLMServer, hang
+from taskroom.agents.testing import ScriptedLLMServer, hang
 from taskroom.host.auth.tokens import create_token
 from taskroom.host.client.room_client import RoomClient
 

@@ -1,12 +1,21 @@
-"""Tools, toolkits, and the requirements that resolve them through a room."""
+"""Tools, toolkits, and the requirements that resolve them through a room.
+
+from taskroom.toolkits import Tool, Toolkit, tool, ToolContext, RequiredToolkit
+"""
 
 from taskroom.host.protocol.messages import ToolAnnotations, ToolSpec
 from taskroom.toolkits.context import ToolContext
+from taskroom.toolkits.requirements import RequiredSchema, RequiredToolkit
+from taskroom.toolkits.room import HostingRoom, RoomConnection
 from taskroom.toolkits.tool import FunctionTool, Tool, tool
 from taskroom.toolkits.toolkit import Toolkit, check_schema
 
 __all__ = [
     "FunctionTool",
+    "HostingRoom",
+    "RequiredSchema",
+    "RequiredToolkit",
+    "RoomConnection",
     "Tool",
     "ToolAnnotations",
     "ToolContext",

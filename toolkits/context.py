@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from taskroom.host.protocol.messages import ParticipantInfo
 
 if TYPE_CHECKING:
-    from taskroom.host.client.room_client import RoomClient
+    from taskroom.toolkits.room import RoomConnection
 
 ProgressSink = Callable[[dict[str, Any]], Awaitable[None]]
 
@@ -29,7 +29,7 @@ class ToolContext:
     caller: ParticipantInfo
     on_behalf_of: ParticipantInfo | None = None
     call_id: str | None = None
-    room: RoomClient | None = None
+    room: RoomConnection | None = None
     task_id: str | None = None
     read_only: bool = False
     metadata: dict[str, Any] = field(default_factory=dict)

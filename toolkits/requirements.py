@@ -11,17 +11,15 @@ import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from taskroom.host.protocol import ErrorCode, RoomError
 from taskroom.host.protocol.messages import ToolkitInstance
 from taskroom.host.protocol.progress import NestedProgress
 from taskroom.toolkits.context import ToolContext
+from taskroom.toolkits.room import RoomConnection
 from taskroom.toolkits.tool import Tool
 from taskroom.toolkits.toolkit import Toolkit, check_schema
-
-if TYPE_CHECKING:
-    from taskroom.host.client.room_client import RoomClient
 
 POLL_SECONDS = 0.1
 
@@ -53,7 +51,7 @@ class RemoteTool(Tool):
 
     def __init__(
         self,
-        room: RoomClient,
+        room: RoomConnection,
         instance: ToolkitInstance,
         tool_name: str,
         participant_id: str | None = None,
@@ -87,7 +85,7 @@ class RemoteTool(Tool):
 
 
 def remote_toolkit(
-    room: RoomClient,
+    room: RoomConnection,
     instance: ToolkitInstance,
     tools: Sequence[str] | None = None,
     *,
@@ -109,7 +107,9 @@ def remote_toolkit(
     return Toolkit(name=spec.name, title=spec.title, description=spec.description, tools=proxies)
 
 
-async def find_toolkit(room: RoomClient, requirement: RequiredToolkit) -> ToolkitInstance | None:
+async def find_toolkit(
+    room: RoomConnection, requirement: RequiredToolkit
+) -> ToolkitInstance | None:
     found = await room.list_toolkits(
         name=requirement.name, participant_name=requirement.participant_name
     )
@@ -120,12 +120,12 @@ async def find_toolkit(room: RoomClient, requirement: RequiredToolkit) -> Toolki
     return found[0] if found else None
 
 
-async def install_requirements(room: RoomClient, requires: Sequence[Requirement]) -> None:
+async def install_requirements(room: RoomConnection, requires: Sequence[Requirement]) -> None:
     """Publish carried schemas, then wait (each within its timeout) for the rest."""
     await asyncio.gather(*(_install(room, r) for r in requires))
 
 
-async def _install(room: RoomClient, requirement: Requirement) -> None:
+async def _install(room: RoomConnection, requirement: Requirement) -> None:
     if isinstance(requirement, RequiredSchema) and requirement.schema is not None:
         check_schema(requirement.schema, what=f"required schema {requirement.name!r}")
         await room.put_schema(requirement.name, requirement.schema)
@@ -145,7 +145,7 @@ async def _install(room: RoomClient, requirement: Requirement) -> None:
         await asyncio.sleep(POLL_SECONDS)
 
 
-def _missing_message(room: RoomClient, requirement: Requirement) -> str:
+def _missing_message(room: RoomConnection, requirement: Requirement) -> str:
     if isinstance(requirement, RequiredSchema):
         what = f"required schema {requirement.name!r}"
     else:
@@ -155,7 +155,7 @@ def _missing_message(room: RoomClient, requirement: Requirement) -> str:
     return f"{what} did not appear in room {room.room_name!r} within {requirement.timeout:g} s"
 
 
-async def resolve_toolkits(room: RoomClient, requires: Sequence[Requirement]) -> list[Toolkit]:
+async def resolve_toolkits(room: RoomConnection, requires: Sequence[Requirement]) -> list[Toolkit]:
     """Proxy toolkits for each RequiredToolkit, built fresh for one task."""
     toolkits = []
     for requirement in requires:
@@ -178,7 +178,7 @@ async def resolve_toolkits(room: RoomClient, requires: Sequence[Requirement]) ->
     return toolkits
 
 
-async def resolve_schema(room: RoomClient, requirement: RequiredSchema) -> dict[str, Any]:
+async def resolve_schema(room: RoomConnection, requirement: RequiredSchema) -> dict[str, Any]:
     if requirement.schema is not None:
         return requirement.schema
     return await room.get_schema(requirement.name)

@@ -1,39 +1,112 @@
-"""The ``taskroom`` command line."""
+"""The ``taskroom`` command line.
+
+Commands are listed here with their one-line help and imported only when one runs (or
+shows its own help), so ``taskroom --help`` costs typer and rich, not the room client,
+the server, ``openai`` or ``mcp``.
+"""
 
 from __future__ import annotations
 
-import typer
+import importlib
+from typing import Any, NamedTuple
 
-from taskroom.host.cli.llm_commands import llm_app
-from taskroom.host.cli.mcp_command import mcp_command
-from taskroom.host.cli.room_commands import (
-    room_app,
-    schemas_app,
-    token_app,
-    toolkits_app,
-    tools_app,
-)
-from taskroom.host.cli.service_commands import call_app, service_app
-from taskroom.host.cli.task_commands import invoke_command, tasks_app
-from taskroom.host.cli.up_command import up_command
+import typer
+from typer.core import TyperCommand, TyperGroup
+
+
+class CommandEntry(NamedTuple):
+    """Where a top-level command lives (``module:attribute`` in this package), and its help."""
+
+    target: str
+    help: str
+
+
+COMMANDS: dict[str, CommandEntry] = {
+    "room": CommandEntry("room_commands:room_app", "Run a room server."),
+    "token": CommandEntry("room_commands:token_app", "Mint participant tokens."),
+    "toolkits": CommandEntry("room_commands:toolkits_app", "Toolkits registered in a room."),
+    "tools": CommandEntry("room_commands:tools_app", "Call tools through a room."),
+    "schemas": CommandEntry("room_commands:schemas_app", "JSON schemas held by a room."),
+    "call": CommandEntry("service_commands:call_app", "Call agents into rooms."),
+    "service": CommandEntry(
+        "service_commands:service_app", "Host agents that rooms call in by webhook."
+    ),
+    "tasks": CommandEntry("task_commands:tasks_app", "List, inspect, wait for and cancel tasks."),
+    "llm": CommandEntry("llm_commands:llm_app", "LLM helpers."),
+    "invoke": CommandEntry(
+        "task_commands:invoke_command",
+        "Start a task on AGENT, show its progress, and print the result as JSON.",
+    ),
+    "up": CommandEntry(
+        "up_command:up_command",
+        "Start a room, a service host with both LLM task runners, and call them into ROOM.",
+    ),
+    "mcp": CommandEntry(
+        "mcp_command:mcp_command",
+        "Serve the room's tasks and agents to MCP clients (mcp-task's tools, and more).",
+    ),
+}
+"""Every top-level command; groups take their help from here, commands from their docstring."""
+
+
+def load_command(name: str) -> TyperCommand | TyperGroup:
+    """Import command ``name`` and build its click command (a group for a sub-app)."""
+    entry = COMMANDS[name]
+    module_name, attribute = entry.target.split(":")
+    target = getattr(importlib.import_module(f"{__name__}.{module_name}"), attribute)
+    if isinstance(target, typer.Typer):
+        command: Any = typer.main.get_group(target)
+        command.help = entry.help
+    else:
+        single = typer.Typer(add_completion=False, rich_markup_mode=None)
+        single.command(name)(target)
+        command = typer.main.get_command(single)
+    command.name = name
+    return command
+
+
+class LazyGroup(TyperGroup):
+    """The root group: lists :data:`COMMANDS` from their entries and loads one on use.
+
+    Until loaded, a command is a placeholder holding its name and help, which is all that
+    listing commands (``--help``) and suggesting near names need.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        for name, entry in COMMANDS.items():
+            self.add_command(TyperCommand(name, help=entry.help))
+        self._loaded: set[str] = set()
+        self._listing = False
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if self._listing or cmd_name not in COMMANDS or cmd_name in self._loaded:
+            return super().get_command(ctx, cmd_name)
+        self.add_command(load_command(cmd_name), cmd_name)
+        self._loaded.add(cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        self._listing = True
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self._listing = False
+
 
 app = typer.Typer(
+    cls=LazyGroup,
+    rich_markup_mode=None,
     help="taskroom: rooms, toolkits, task runners and durable tasks.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-app.add_typer(room_app, name="room")
-app.add_typer(token_app, name="token")
-app.add_typer(toolkits_app, name="toolkits")
-app.add_typer(tools_app, name="tools")
-app.add_typer(schemas_app, name="schemas")
-app.add_typer(call_app, name="call")
-app.add_typer(service_app, name="service")
-app.add_typer(tasks_app, name="tasks")
-app.add_typer(llm_app, name="llm")
-app.command("invoke")(invoke_command)
-app.command("up")(up_command)
-app.command("mcp")(mcp_command)
+
+
+@app.callback()
+def _root() -> None:
+    # A callback makes typer build a group even though every command is added lazily.
+    pass
 
 
 def main() -> None:

@@ -1,21 +1,23 @@
-"""What every CLI command shares: room connection options, JSON output, errors."""
+"""What every CLI command shares: room connection options, JSON output, errors.
+
+It imports only typer and rich at module level: the room client and token signing load
+when a command runs, so showing a command's help stays cheap.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 
-from taskroom.host.auth.tokens import DEFAULT_DATA_DIR, TokenError, create_token, load_secret
-from taskroom.host.client.room_client import RoomClient
-from taskroom.host.protocol import RoomError
+if TYPE_CHECKING:
+    from taskroom.host.client.room_client import RoomClient
 
 T = TypeVar("T")
 
@@ -42,6 +44,12 @@ DataDirOpt = Annotated[
 ]
 
 
+def command_group() -> typer.Typer:
+    """A sub-command group. Its help comes from the command table in ``taskroom.host.cli``;
+    help is click's plain format, which spares loading typer's rich help renderer."""
+    return typer.Typer(no_args_is_help=True, rich_markup_mode=None)
+
+
 def setup_logging(verbose: bool = False) -> None:
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.WARNING,
@@ -59,9 +67,12 @@ def fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
-def resolve_token(token: str | None, room: str, data_dir: Path = DEFAULT_DATA_DIR) -> str:
+def resolve_token(token: str | None, room: str, data_dir: Path | None = None) -> str:
+    """The given token, else a user token minted from the secret in ``data_dir``."""
     if token:
         return token
+    from taskroom.host.auth.tokens import TokenError, create_token, load_secret
+
     try:
         secret = load_secret(data_dir, create=False)
     except TokenError as exc:
@@ -92,9 +103,13 @@ def with_room(
     room: str,
     token: str | None,
     fn: Callable[[RoomClient], Awaitable[T]],
-    data_dir: Path = DEFAULT_DATA_DIR,
+    data_dir: Path | None = None,
 ) -> T:
     """Join the room, run ``fn``, leave; room errors become a clean CLI failure."""
+    import asyncio
+
+    from taskroom.host.client.room_client import RoomClient
+    from taskroom.host.protocol import RoomError
 
     async def run() -> T:
         async with RoomClient(

@@ -7,9 +7,9 @@ from typing import Annotated
 
 import typer
 
-from taskroom.host.cli.common import setup_logging, stderr
+from taskroom.host.cli.common import command_group, setup_logging, stderr
 
-llm_app = typer.Typer(help="LLM helpers.", no_args_is_help=True)
+llm_app = command_group()
 
 
 @llm_app.command("serve-test")
@@ -19,7 +19,7 @@ def serve_test(
     latency: Annotated[float, typer.Option(help="Seconds before each answer.")] = 0.0,
 ) -> None:
     """Serve the scripted OpenAI-compatible LLM in auto mode (no real model involved)."""
-    from taskroom.agents.scripted_llm_server import serve
+    from taskroom.agents.testing import serve
 
     setup_logging()
     stderr.print(f"scripted LLM on http://{host}:{port}/v1 (auto mode, latency {latency:g} s)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -15,6 +15,7 @@ from taskroom.host.cli.common import (
     RoomOpt,
     TokenOpt,
     UrlOpt,
+    command_group,
     fail,
     parse_json_option,
     print_json,
@@ -23,13 +24,15 @@ from taskroom.host.cli.common import (
     stderr,
     with_room,
 )
-from taskroom.host.client.room_client import RoomClient
 
-room_app = typer.Typer(help="Run a room server.", no_args_is_help=True)
-token_app = typer.Typer(help="Mint participant tokens.", no_args_is_help=True)
-toolkits_app = typer.Typer(help="Toolkits registered in a room.", no_args_is_help=True)
-tools_app = typer.Typer(help="Call tools through a room.", no_args_is_help=True)
-schemas_app = typer.Typer(help="JSON schemas held by a room.", no_args_is_help=True)
+if TYPE_CHECKING:
+    from taskroom.host.client.room_client import RoomClient
+
+room_app = command_group()
+token_app = command_group()
+toolkits_app = command_group()
+tools_app = command_group()
+schemas_app = command_group()
 
 
 @room_app.command("serve")

@@ -8,7 +8,7 @@ import re
 import signal
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -18,6 +18,7 @@ from taskroom.host.cli.common import (
     DataDirOpt,
     RoomOpt,
     TokenOpt,
+    command_group,
     fail,
     parse_json_option,
     print_json,
@@ -26,12 +27,12 @@ from taskroom.host.cli.common import (
     stderr,
     with_room,
 )
-from taskroom.host.client.room_client import RoomClient
-from taskroom.host.protocol import RoomError
-from taskroom.host.service.service_host import ServiceHost
 
-call_app = typer.Typer(help="Call agents into rooms.", no_args_is_help=True)
-service_app = typer.Typer(help="Host agents that rooms call in by webhook.", no_args_is_help=True)
+if TYPE_CHECKING:
+    from taskroom.host.service.service_host import ServiceHost
+
+call_app = command_group()
+service_app = command_group()
 
 RoomUrlOpt = Annotated[
     str,
@@ -93,6 +94,8 @@ def service_run(
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Serve FILE's agents and call each into ROOM; on Ctrl-C or SIGTERM they all leave."""
+    from taskroom.host.protocol import RoomError
+
     setup_logging(verbose)
     service = load_service(file)
     if port is not None:
@@ -108,6 +111,8 @@ def service_run(
 
 def load_service(file: Path) -> ServiceHost:
     """Import ``file`` and return its one module-level ServiceHost."""
+    from taskroom.host.service.service_host import ServiceHost
+
     if not file.is_file():
         fail(f"no such file: {file}")
     module_name = "taskroom_service_" + re.sub(r"\W", "_", file.stem)
@@ -138,6 +143,8 @@ def load_service(file: Path) -> ServiceHost:
 async def _serve(
     service: ServiceHost, name: str, register: bool, room_url: str, room: str, token: str
 ) -> None:
+    from taskroom.host.client.room_client import RoomClient
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

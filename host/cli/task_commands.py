@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.status import Status
 
 from taskroom.host.cli.common import (
     DEFAULT_URL,
     RoomOpt,
     TokenOpt,
     UrlOpt,
+    command_group,
     fail,
     parse_json_option,
     print_json,
@@ -20,16 +20,21 @@ from taskroom.host.cli.common import (
     stderr,
     with_room,
 )
-from taskroom.host.client.room_client import RoomClient
-from taskroom.host.protocol.progress import describe_event
 
-tasks_app = typer.Typer(help="List, inspect, wait for and cancel tasks.", no_args_is_help=True)
+if TYPE_CHECKING:
+    from taskroom.host.client.room_client import RoomClient
+
+tasks_app = command_group()
 
 
 async def watch_task(
     client: RoomClient, agent: str, started: dict[str, Any], timeout: float
 ) -> list[dict[str, Any]]:
     """Show progress on stderr until every started task finishes; returns final snapshots."""
+    from rich.status import Status
+
+    from taskroom.host.protocol.progress import describe_event
+
     ids = started["task_ids"]
     multi = len(ids) > 1
     printed: set[tuple[str, int]] = set()

@@ -3,6 +3,7 @@
 It starts a room server, a service host with both LLM task runners, calls them into a
 room, and prints what a user needs to start tasks. With no OPENAI_API_KEY it runs on the
 scripted test LLM and says so, so a fresh clone works with no account and no network.
+The server, the agents and the LLM client load when the command runs, not for its help.
 """
 
 from __future__ import annotations
@@ -17,18 +18,8 @@ from typing import Annotated, Any
 
 import typer
 
-from taskroom.agents import DynamicLLMTaskRunner, LLMTaskRunner, OpenAIResponsesAdapter
-from taskroom.agents.openai_client import default_model
-from taskroom.agents.scripted_llm_server import ScriptedLLMServer
-from taskroom.host.auth.tokens import DEFAULT_DATA_DIR, TokenError, create_token, load_secret
+from taskroom.host.auth.tokens import DEFAULT_DATA_DIR
 from taskroom.host.cli.common import DataDirOpt, fail, setup_logging, stderr
-from taskroom.host.cli.task_commands import watch_task
-from taskroom.host.client.room_client import RoomClient
-from taskroom.host.protocol import RoomError
-from taskroom.host.server.build import build_room_server
-from taskroom.host.server.tasks import TaskStoreError
-from taskroom.host.service.service_host import ServiceHost
-from taskroom.invoke.invoke_llm_taskrunner import DEFAULT_OUTPUT_SCHEMA, DYNAMIC_PROMPT, PROMPT
 
 RUNNERS = ("llm-task-runner", "dynamic-llm-task-runner")
 
@@ -46,6 +37,10 @@ def up_command(
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Start a room, a service host with both LLM task runners, and call them into ROOM."""
+    from taskroom.host.auth.tokens import TokenError
+    from taskroom.host.protocol import RoomError
+    from taskroom.host.server.tasks import TaskStoreError
+
     setup_logging(verbose)
     try:
         asyncio.run(_up(port, room, data_dir, demo, exit_after_demo))
@@ -60,6 +55,12 @@ def up_command(
 
 
 async def _up(port: int, room: str, data_dir: Path, demo: bool, exit_after_demo: bool) -> None:
+    from taskroom.agents import DynamicLLMTaskRunner, LLMTaskRunner, OpenAIResponsesAdapter
+    from taskroom.host.auth.tokens import create_token, load_secret
+    from taskroom.host.client.room_client import RoomClient
+    from taskroom.host.server.build import build_room_server
+    from taskroom.host.service.service_host import ServiceHost
+
     secret = load_secret(data_dir)
     async with contextlib.AsyncExitStack() as stack:
         adapter_options = await _llm_settings(stack)
@@ -97,6 +98,9 @@ async def _up(port: int, room: str, data_dir: Path, demo: bool, exit_after_demo:
 
 
 async def _llm_settings(stack: contextlib.AsyncExitStack) -> dict[str, Any]:
+    from taskroom.agents.openai_client import default_model
+    from taskroom.agents.testing import ScriptedLLMServer
+
     if os.environ.get("OPENAI_API_KEY"):
         where = os.environ.get("OPENAI_BASE_URL", "the OpenAI API")
         stderr.print(f"LLM: model {default_model()} at {where} (OPENAI_API_KEY is set)")
@@ -127,14 +131,12 @@ def _print_banner(room_url: str, room: str, token: str, data_dir: Path) -> None:
 
 
 async def _demo(room_url: str, room: str, token: str) -> None:
+    from taskroom.agents.demo import DEMO_TASKS
+    from taskroom.host.cli.task_commands import watch_task
+    from taskroom.host.client.room_client import RoomClient
+
     async with RoomClient(room_url, room, token, reconnect=False) as client:
-        for agent, arguments in (
-            ("llm-task-runner", {"prompt": PROMPT}),
-            (
-                "dynamic-llm-task-runner",
-                {"prompt": DYNAMIC_PROMPT, "output_schema": DEFAULT_OUTPUT_SCHEMA},
-            ),
-        ):
+        for agent, arguments in DEMO_TASKS.items():
             stderr.rule(f"demo: {agent}")
             started = await client.tasks.start(agent, arguments)
             (task,) = await watch_task(client, agent, started, timeout=300)
