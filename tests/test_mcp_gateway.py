@@ -191,15 +191,17 @@ async def test_run_check_wait_with_progress_then_result(stack: Stack) -> None:
                 progress_callback=progress,
             )
         )
-        assert waited["status"] == "completed" and waited["done"]
+        assert waited["status"] == "completed" and "timeout" not in waited
+        assert waited["output"] == "PELICAN it is"
         assert waited["result"] == {"result": "PELICAN it is"}
         assert len(progress.seen) >= 2, progress.seen
         values = [p for p, _ in progress.seen]
         assert values == sorted(values) and len(set(values)) == len(values)
         assert all(m and m.startswith("running") for _, m in progress.seen), progress.seen
-        result = data(await mcp.call_tool("get_task_result", {"task_id": task_id}))
-        assert result["status"] == "completed"
-        assert result["result"] == {"result": "PELICAN it is"}
+        answer = await mcp.call_tool("get_task_result", {"task_id": task_id})
+        assert answer.content[0].text == "PELICAN it is"  # mcp-task's plain text
+        assert answer.structured_content["status"] == "completed"
+        assert answer.structured_content["result"] == {"result": "PELICAN it is"}
     sent = json.dumps(stack.llm.requests[first].body)
     for part in ("## Context", "PELICAN", "## Task", "Say the code word.", "## Desired output"):
         assert part in sent
@@ -234,9 +236,9 @@ async def test_batch_over_three_models_then_list_by_batch(stack: Stack) -> None:
         assert {t["status"] for t in waited["tasks"]} == {"completed"}
         data(await mcp.call_tool("run_task", {"task": "Not in the batch."}))
         listed = data(await mcp.call_tool("list_tasks", {"batch_id": batch_id}))
-        assert {t["task_id"] for t in listed["tasks"]} == set(task_ids)
+        assert {t["id"] for t in listed["tasks"]} == set(task_ids)
         assert listed["stats"]["total"] == 3 and listed["stats"]["completed"] == 3
-        assert all(t["read_only"] and t["task"] == "Review this plan." for t in listed["tasks"])
+        assert all(t["readOnly"] and t["task"] == "Review this plan." for t in listed["tasks"])
         recent = data(await mcp.call_tool("list_tasks", {"recent_only": True}))
         assert recent["stats"]["total"] >= 4
 
@@ -253,7 +255,7 @@ async def test_cancel_ends_a_hanging_task_at_once(stack: Stack) -> None:
             assert time.monotonic() < deadline, "the agent never called the LLM"
             await asyncio.sleep(0.05)
         early = error_text(await mcp.call_tool("get_task_result", {"task_id": task_id}))
-        assert "still running" in early and "wait_for_task" in early
+        assert "is not complete. Status: running" in early and "wait_for_task" in early
         began = time.monotonic()
         cancelled = data(await mcp.call_tool("cancel_task", {"task_id": task_id}))
         assert cancelled["cancelled"] and cancelled["status"] == "cancelled"
@@ -303,7 +305,9 @@ async def test_bad_input_answers_clear_tool_errors(stack: Stack) -> None:
             assert "outside the folders" in outside and "--allow-root" in outside
         assert "does not exist" in await fails("run_task", {"task": "x", "files": ["nope.txt"]})
         assert "no task" in await fails("wait_for_task", {"task_id": "t_missing"})
-        assert "no batch" in await fails("wait_for_task", {"batch_id": "b_missing"})
+        assert "No tasks found with batch_id" in await fails(
+            "wait_for_task", {"batch_id": "b_missing"}
+        )
         assert "exactly one" in await fails("cancel_task", {})
         nobody = await fails("run_task", {"task": "x", "agent": "nobody"})
         assert "'nobody' is not in room" in nobody and "llm-task-runner" in nobody
