@@ -21,7 +21,7 @@ from taskroom.agents.llm_task_runner import DEFAULT_OUTPUT_SCHEMA
 from taskroom.agents.scripted_llm_server import ScriptedLLMServer, delay, hang, json_output
 from taskroom.host.auth.tokens import create_token
 from taskroom.host.client.room_client import RoomClient
-from taskroom.host.mcp import FileAccess, FileRefused, ModelCatalog, ModelConfigError, ModelError
+from taskroom.host.mcp import FileAccess, FileRefused
 from taskroom.host.mcp.prompt import build_prompt, task_summary
 
 from .conftest import SECRET
@@ -293,9 +293,7 @@ async def test_bad_input_answers_clear_tool_errors(stack: Stack) -> None:
         unknown = await fails("run_task", {"task": "x", "model": "turbo"})
         assert "unknown model class 'turbo'" in unknown
         assert "mini=gpt-5-mini" in unknown and "code=gpt-4.1" in unknown
-        assert "vision (not configured)" in unknown
-        unset = await fails("run_task", {"task": "x", "model": "vision"})
-        assert "TASKROOM_MODEL_VISION" in unset
+        assert "vision=gpt-5," in unknown  # the default provider's built-in model
         write_batch = await fails("run_task", {"task": "x", "model": ["mini", "reasoning"]})
         assert "read_only" in write_batch
         stringified = await fails("run_task", {"task": "x", "model": '["mini", "o3"]'})
@@ -400,24 +398,6 @@ async def test_room_lost_mid_session_answers_an_error_then_recovers(stack: Stack
         room.stop()
 
 
-def test_model_classes_resolve_by_config_then_pass_names_through(tmp_path: Path) -> None:
-    config = tmp_path / "models.toml"
-    config.write_text('[classes]\nreasoning = "o3"\nsonnet = "claude-sonnet"\n')
-    catalog = ModelCatalog.load(config, {"TASKROOM_MODEL_REASONING": "o4-mini", "HOME": "/"})
-    assert catalog.resolve("Reasoning") == "o4-mini"  # the environment wins over the file
-    assert catalog.resolve("sonnet") == "claude-sonnet"  # a new class is an alias
-    assert catalog.resolve("claude-sonnet") == "claude-sonnet"
-    assert catalog.resolve("gpt-5-mini") == "gpt-5-mini"
-    assert catalog.resolve("standard") is None  # the agent's default model
-    with pytest.raises(ModelError, match="TASKROOM_MODEL_CODE"):
-        catalog.resolve("code")
-    with pytest.raises(ModelError, match="unknown model class 'turbo'"):
-        catalog.resolve("turbo")
-    config.write_text("[classes]\nmini = 3\n")
-    with pytest.raises(ModelConfigError, match="classes.mini"):
-        ModelCatalog.load(config, {})
-
-
 def test_files_stay_under_roots_and_fences_hold(tmp_path: Path) -> None:
     root = tmp_path / "root"
     root.mkdir()
@@ -434,3 +414,101 @@ def test_files_stay_under_roots_and_fences_hold(tmp_path: Path) -> None:
     assert "### code.md\n\n````\n```python" in prompt and prompt.endswith("Short.")
     assert task_summary(prompt) == "Explain it."
     assert build_prompt("  Just this. ") == "Just this."
+
+
+MCP_TASK_ANSWERS = json.loads(
+    (Path(__file__).parent / "fixtures" / "mcp_task_answers.json").read_text()
+)
+_JSON_TYPES = {
+    "string": str,
+    "number": (int, float),
+    "boolean": bool,
+    "array": list,
+    "object": dict,
+    "null": type(None),
+}
+
+
+def assert_shape(answer: dict[str, Any], tool: str, case: str) -> None:
+    """Every field of mcp-task's answer is in ours, with its name and JSON type."""
+    for name, kinds in MCP_TASK_ANSWERS[tool][case].items():
+        assert name in answer, f"{tool} ({case}) lacks mcp-task's field {name!r}: {answer}"
+        value = answer[name]
+        if kinds == "true":
+            assert value is True, f"{tool} ({case}): {name} is {value!r}, not true"
+            continue
+        types_ = tuple(_JSON_TYPES[k] for k in kinds.split("|"))
+        ok = isinstance(value, types_) and not (isinstance(value, bool) and bool not in types_)
+        assert ok, f"{tool} ({case}): {name}={value!r} is not {kinds}"
+
+
+def text_answer(result: types.CallToolResult) -> dict[str, Any]:
+    assert not result.is_error, result.content[0].text
+    return {"text": result.content[0].text}
+
+
+@in_module_loop
+async def test_every_answer_carries_mcp_task_fields(stack: Stack) -> None:
+    stack.llm.clear()
+    stack.llm.script(delay(1.5, json_output({"result": "shaped"})))
+    async with stdio_gateway(stack) as mcp:
+
+        async def call(tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
+            return data(await mcp.call_tool(tool, arguments))
+
+        started = await call("run_task", {"task": "Shape the answer."})
+        assert_shape(started, "run_task", "single")
+        task_id = started["task_id"]
+        deadline = time.monotonic() + 10
+        while (running := await call("check_task_status", {"task_id": task_id}))[
+            "status"
+        ] != "running":
+            assert time.monotonic() < deadline, running
+            await asyncio.sleep(0.05)
+        assert_shape(running, "check_task_status", "running")
+        assert running["check_after"].startswith("Please wait 5 seconds")
+        waited = await call("wait_for_task", {"task_id": task_id, "timeout_seconds": 3600})
+        assert_shape(waited, "wait_for_task", "task")  # 3600 s is clamped, not refused
+        assert waited["output"] == "shaped"
+        done = await call("check_task_status", {"task_id": task_id})
+        assert_shape(done, "check_task_status", "completed")
+        assert "check_after" not in done and done["output"] == "shaped"
+        result = await mcp.call_tool("get_task_result", {"task_id": task_id})
+        assert_shape(text_answer(result), "get_task_result", "completed")
+        assert result.content[0].text == "shaped"
+
+        stack.llm.script(hang())
+        hanging = (await call("run_task", {"task": "Hang on."}))["task_id"]
+        timed_out = await call("wait_for_task", {"task_id": hanging, "timeout_seconds": 0.3})
+        assert_shape(timed_out, "wait_for_task", "task_timeout")
+        cancelled = await call("cancel_task", {"task_id": hanging})
+        assert cancelled["message"] == f"Task {hanging} cancelled successfully"
+        assert_shape({"text": cancelled["message"]}, "cancel_task", "task")
+
+        stack.llm.clear()
+        stack.llm.script(json_output({"result": "fast"}), hang(), hang())
+        batch = await call(
+            "run_task", {"task": "Race.", "model": ["standard", "mini", "code"], "read_only": True}
+        )
+        assert_shape(batch, "run_task", "batch")
+        batch_id = batch["batch_id"]
+        first = await call("wait_for_task", {"batch_id": batch_id, "timeout_seconds": 10})
+        assert_shape(first, "wait_for_task", "batch_next")
+        assert first["previously_completed"] == 0 and first["remaining_tasks"] == 2
+        late = await call("wait_for_task", {"batch_id": batch_id, "timeout_seconds": 0.3})
+        assert_shape(late, "wait_for_task", "batch_timeout")
+        assert late["completed_tasks"] == 1 and late["total_tasks"] == 3
+        stopped = await call("cancel_task", {"batch_id": batch_id})
+        assert_shape(stopped, "cancel_task", "batch")
+        assert stopped["cancelled"] == 2 and stopped["already_complete"] == 1
+        every = await call("wait_for_task", {"batch_id": batch_id, "return_all": True})
+        assert_shape(every, "wait_for_task", "batch_all")
+        for task in every["tasks"]:
+            assert_shape(task, "wait_for_task", "batch_all_task")
+
+        listed = await call("list_tasks", {"batch_id": batch_id})
+        assert_shape(listed, "list_tasks", "answer")
+        assert_shape(listed["stats"], "list_tasks", "stats")
+        assert_shape(listed["filters_applied"], "list_tasks", "filters_applied")
+        for task in listed["tasks"]:
+            assert_shape(task, "list_tasks", "task")

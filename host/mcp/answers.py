@@ -13,6 +13,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from taskroom.host.mcp.models import ModelChoice
 from taskroom.host.mcp.prompt import task_summary
 from taskroom.host.mcp.tools import STATUSES
 from taskroom.host.protocol.progress import describe_event
@@ -64,13 +65,26 @@ def summary(task: Snapshot) -> str | None:
     return task_summary(prompt) if isinstance(prompt, str) and prompt else None
 
 
-def model_selection(task: Snapshot) -> dict[str, Any] | None:
-    selection = (task.get("arguments") or {}).get("model_selection")
-    return selection if isinstance(selection, dict) else None
+def model_selection(task: Snapshot) -> dict[str, Any]:
+    """How the task's model was chosen, from the choices recorded in its arguments.
+
+    A batch records every entry's choice; the task's own is the one naming its model
+    (entries that resolved to the same model are joined).
+    """
+    choices = (task.get("arguments") or {}).get("model_selection")
+    if not isinstance(choices, list):
+        return {}
+    mine = [c for c in choices if isinstance(c, dict) and c.get("model") == task.get("model")]
+    if not mine:
+        return {}
+    return {
+        "requested": " / ".join(dict.fromkeys(str(c.get("requested")) for c in mine)),
+        "reason": " / ".join(dict.fromkeys(str(c.get("reason")) for c in mine)),
+    }
 
 
-def _model_fields(task: Snapshot) -> dict[str, Any]:
-    selection = model_selection(task) or {}
+def _model_fields(task: Snapshot, choice: ModelChoice | None = None) -> dict[str, Any]:
+    selection = choice.as_dict() if choice is not None else model_selection(task)
     return {
         "model": task.get("model"),
         "model_requested": selection.get("requested"),
@@ -85,7 +99,9 @@ def check_after_seconds(runtime: float) -> int:
     return LONGEST_CHECK_AFTER
 
 
-def started(tasks: list[Snapshot], agent: str, batch_id: str | None) -> dict[str, Any]:
+def started(
+    tasks: list[Snapshot], agent: str, batch_id: str | None, choices: list[ModelChoice]
+) -> dict[str, Any]:
     """``run_task``: mcp-task's ``{task_id, status, message}`` or its batch form."""
     if batch_id is None:
         task = tasks[0]
@@ -95,7 +111,7 @@ def started(tasks: list[Snapshot], agent: str, batch_id: str | None) -> dict[str
             "message": "Task queued for execution. Use check_task_status to monitor progress, "
             "or wait_for_task to wait for it with progress notifications.",
             "agent": agent,
-            **_model_fields(task),
+            **_model_fields(task, choices[0]),
             "read_only": task.get("read_only", False),
         }
     return {
@@ -106,7 +122,7 @@ def started(tasks: list[Snapshot], agent: str, batch_id: str | None) -> dict[str
         "monitor progress, or wait_for_task with batch_id (return_all: all of them).",
         "agent": agent,
         "models": [t.get("model") for t in tasks],
-        "model_reasons": [_model_fields(t)["model_reason"] for t in tasks],
+        "model_choices": [c.as_dict() for c in choices],
         "read_only": tasks[0].get("read_only", False),
     }
 
@@ -309,7 +325,7 @@ def listed(tasks: list[Snapshot], filters: dict[str, Any], more: bool) -> dict[s
                 "completedAt": iso(t.get("finished_at")),
                 "task_id": t["id"],
                 "agent": t["agent"],
-                "model_reason": (model_selection(t) or {}).get("reason"),
+                "model_reason": model_selection(t).get("reason"),
             }
             for t in tasks
         ],

@@ -26,7 +26,7 @@ from starlette.responses import JSONResponse
 
 from taskroom.host.client.room_client import RoomClient
 from taskroom.host.mcp import answers
-from taskroom.host.mcp.models import ModelCatalog, ModelError
+from taskroom.host.mcp.models import ModelCatalog, ModelChoice, ModelError
 from taskroom.host.mcp.prompt import FileAccess, FileRefused, build_prompt
 from taskroom.host.mcp.tools import (
     DEFAULT_AGENT,
@@ -48,6 +48,8 @@ INSTRUCTIONS = (
     "check_task_status, get_task_result, cancel_task and list_tasks."
 )
 TASK_ID_META = "taskroom/task_id"
+MODEL_SELECTION = "model_selection"
+"""The argument that tells an agent (and the task record) which model ran and why."""
 RECENT_SECONDS = 2 * 3600.0
 LIST_LIMIT = 100
 CANCEL_SETTLE_SECONDS = 5.0
@@ -69,6 +71,8 @@ class AgentTool:
 
     agent: str
     tool: types.Tool
+    run_input: dict[str, Any]
+    """The agent's own input schema: whether it takes a ``model_selection`` record."""
 
 
 def _version() -> str:
@@ -135,7 +139,7 @@ class McpGateway:
         progress_interval: float = 1.0,
     ) -> None:
         self.room = room
-        self.models = models or ModelCatalog()
+        self.models = models or ModelCatalog.load()
         self.files = files or FileAccess([])
         self.default_agent = default_agent
         self.reconnect_grace = reconnect_grace
@@ -262,7 +266,8 @@ class McpGateway:
             output = tool_spec.output_schema
             found[name] = AgentTool(
                 spec.name,
-                types.Tool(
+                run_input=tool_spec.input_schema,
+                tool=types.Tool(
                     name=name,
                     title=spec.title or tool_spec.title or spec.name,
                     description=(
@@ -285,7 +290,7 @@ class McpGateway:
     ) -> dict[str, Any]:
         names = _model_list(args.get("model"))
         read_only = bool(args.get("read_only", False))
-        models = [self.models.resolve(n) for n in names] if names else [None]
+        choices = [self.models.resolve(n) for n in names or [None]]
         prompt = build_prompt(
             args["task"],
             context=args.get("context"),
@@ -293,20 +298,20 @@ class McpGateway:
             output=args.get("output"),
         )
         agent = args.get("agent") or self.default_agent
-        concrete = [m for m in models if m is not None]
+        arguments = await self._task_arguments(agent, {"prompt": prompt}, choices)
         try:
             started = await self.room.tasks.start(
-                agent, {"prompt": prompt}, models=concrete or None, read_only=read_only
+                agent, arguments, models=[c.model for c in choices], read_only=read_only
             )
         except RoomError as exc:
-            if exc.code == ErrorCode.INVALID_REQUEST and len(models) > 1 and not read_only:
+            if exc.code == ErrorCode.INVALID_REQUEST and len(choices) > 1 and not read_only:
                 raise ToolError(
                     "Multiple models with write access (read_only: false) is not allowed, to "
                     "prevent file conflicts: set read_only: true for a batch over several "
                     f"models, or use a single model when write access is needed ({exc.message})"
                 ) from None
             raise
-        return answers.started(started["tasks"], agent, started["batch_id"])
+        return answers.started(started["tasks"], agent, started["batch_id"], choices)
 
     async def _check_task_status(
         self, ctx: ServerRequestContext[Any], args: dict[str, Any]
@@ -406,6 +411,22 @@ class McpGateway:
         }
         return answers.listed(tasks, filters, listed.get("next_before") is not None)
 
+    async def _task_arguments(
+        self, agent: str, arguments: dict[str, Any], choices: list[ModelChoice]
+    ) -> dict[str, Any]:
+        """The arguments, with the model choices recorded when the agent takes them."""
+        known = {a.agent: a for a in self.agent_tools.values()}
+        if agent not in known:
+            with contextlib.suppress(RoomError):
+                known = {a.agent: a for a in (await self.refresh_agents()).values()}
+        schema = known[agent].run_input if agent in known else {}
+        takes = MODEL_SELECTION in (schema.get("properties") or {}) or (
+            schema.get("additionalProperties", True) is not False
+        )
+        if agent in known and takes:
+            arguments = {**arguments, MODEL_SELECTION: [c.as_dict() for c in choices]}
+        return arguments
+
     @staticmethod
     def _one_target(args: dict[str, Any]) -> tuple[str | None, str | None]:
         task_id, batch_id = args.get("task_id"), args.get("batch_id")
@@ -421,11 +442,9 @@ class McpGateway:
         """Run one task on the agent and answer with its result, as a direct tool call would."""
         arguments = dict(args)
         if isinstance(arguments.get("model"), str):
-            model = self.models.resolve(arguments["model"])
-            if model is None:
-                arguments.pop("model")
-            else:
-                arguments["model"] = model
+            choice = self.models.resolve(arguments["model"])
+            arguments = await self._task_arguments(agent.agent, arguments, [choice])
+            arguments["model"] = choice.model
         started = await self.room.tasks.start(agent.agent, arguments)
         task = started["tasks"][0]
         meta = {TASK_ID_META: task["id"]}
