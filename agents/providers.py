@@ -322,13 +322,18 @@ def _names(value: Any, where: str) -> tuple[str, ...]:
     raise ProviderError(f"{where} must be a list of strings")
 
 
-def _read_file(path: Path) -> tuple[str | None, dict[str, dict[str, Any]]]:
+def read_toml(path: Path, what: str, error: type[Exception] = ProviderError) -> dict[str, Any]:
+    """A TOML file's tables, or ``error`` saying which file (``what``) could not be used."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise ProviderError(f"cannot read providers file {path}: {exc.strerror or exc}") from None
+        raise error(f"cannot read {what} {path}: {exc.strerror or exc}") from None
     except tomllib.TOMLDecodeError as exc:
-        raise ProviderError(f"providers file {path} is not valid TOML: {exc}") from None
+        raise error(f"{what} {path} is not valid TOML: {exc}") from None
+
+
+def _read_file(path: Path) -> tuple[str | None, dict[str, dict[str, Any]]]:
+    data = read_toml(path, "providers file")
     entries = data.get("providers", {})
     if not isinstance(entries, dict) or not all(isinstance(v, dict) for v in entries.values()):
         raise ProviderError(f"providers file {path}: [providers.<name>] must be tables")

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from taskroom.agents.openai_client import DEFAULT_MODEL
-from taskroom.agents.providers import ProviderError, ProviderTable
+from taskroom.agents.providers import ProviderError, ProviderTable, read_toml
 
 BUILTIN_CLASSES: tuple[str, ...] = (
     "standard",
@@ -176,12 +175,7 @@ def _class_key(raw: str, where: str) -> str:
 
 
 def _read_config(path: Path) -> dict[str, str]:
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ModelConfigError(f"cannot read models config {path}: {exc.strerror or exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ModelConfigError(f"models config {path} is not valid TOML: {exc}") from None
+    data = read_toml(path, "models config", ModelConfigError)
     classes = data.get("classes", {})
     if not isinstance(classes, dict):
         raise ModelConfigError(f"models config {path}: [classes] must be a table")
