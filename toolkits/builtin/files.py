@@ -413,20 +413,22 @@ def files_toolkit(
     max_read_chars: int = 50_000,
     grep_seconds: float = GREP_SECONDS,
     name: str = "files",
+    lock: asyncio.Lock | None = None,
 ) -> Toolkit:
     """A toolkit over the files under ``root`` (created if missing).
 
     list, read, glob and grep are read_only, so read_only tasks may use them; write and
     edit change files and are refused to read_only tasks by the room. A file over
     ``max_read_bytes`` is refused; a read longer than ``max_read_chars`` is cut with a
-    notice saying where to read on.
+    notice saying where to read on. ``lock`` serialises write and edit with other writers
+    of the same tree.
     """
     base = Path(root).expanduser()
     base.mkdir(parents=True, exist_ok=True)
     fs = _Files(
         base.resolve(strict=True), max_read_bytes, max_write_bytes, max_read_chars, grep_seconds
     )
-    writing = asyncio.Lock()  # an edit's read-modify-write must not interleave with another
+    writing = lock or asyncio.Lock()  # an edit's read-modify-write must not interleave
 
     @tool(name="list", read_only=True)
     async def list_files(
