@@ -20,7 +20,11 @@ from typing import Any
 
 from openai import AsyncOpenAI
 
-from taskroom.agents.adapter import LLMError
+from taskroom.agents.adapter import DEFAULT_MAX_TURNS, FunctionSpec, LLMAdapter, LLMError, Turn
+from taskroom.agents.chat_context import ChatContext
+from taskroom.agents.openai_chat import OpenAIChatCompletionsAdapter
+from taskroom.agents.openai_client import OpenAICompatibleAdapter, default_model
+from taskroom.agents.openai_responses import OpenAIResponsesAdapter
 
 ENV_PREFIX = "TASKROOM_PROVIDER_"
 DEFAULT_PROVIDER_ENV = "TASKROOM_PROVIDER"
@@ -357,3 +361,62 @@ def _env_entries(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
                 entries.setdefault(name, {})[field_name] = value
                 break
     return entries
+
+
+class RoutedAdapter(LLMAdapter):
+    """One adapter over every provider: each model turn goes to the provider of its model.
+
+    The loop is :class:`LLMAdapter`'s; only :meth:`complete` is routed, to one
+    OpenAI-compatible adapter per provider (Responses for OpenAI's own endpoint, Chat
+    Completions for the others), each on the official ``openai`` client.
+    """
+
+    def __init__(
+        self,
+        table: ProviderTable | None = None,
+        *,
+        model: str | None = None,
+        max_turns: int = DEFAULT_MAX_TURNS,
+        **adapter_options: Any,
+    ) -> None:
+        super().__init__(model=model or default_model(), max_turns=max_turns)
+        self.table = table or ProviderTable.load()
+        self.adapter_options = adapter_options
+        self._adapters: dict[str, OpenAICompatibleAdapter] = {}
+
+    def adapter_for(self, model: str) -> tuple[OpenAICompatibleAdapter, str]:
+        """The provider's adapter and the model name it knows; ProviderError without a key."""
+        route = self.table.route(model)
+        adapter = self._adapters.get(route.provider.name)
+        if adapter is None:
+            kind = (
+                OpenAIChatCompletionsAdapter
+                if route.provider.chat_completions
+                else OpenAIResponsesAdapter
+            )
+            adapter = kind(
+                model=route.model,
+                api_key=route.api_key,
+                base_url=route.base_url,
+                **self.adapter_options,
+            )
+            self._adapters[route.provider.name] = adapter
+        return adapter, route.model
+
+    async def complete(
+        self,
+        *,
+        context: ChatContext,
+        functions: Sequence[FunctionSpec],
+        output_schema: dict[str, Any] | None,
+        model: str,
+    ) -> Turn:
+        adapter, name = self.adapter_for(model)
+        return await adapter.complete(
+            context=context, functions=functions, output_schema=output_schema, model=name
+        )
+
+    async def aclose(self) -> None:
+        adapters, self._adapters = list(self._adapters.values()), {}
+        for adapter in adapters:
+            await adapter.aclose()
