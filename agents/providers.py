@@ -20,8 +20,7 @@ from typing import Any
 
 from openai import AsyncOpenAI
 
-from taskroom.agents.adapter import DEFAULT_MAX_TURNS, FunctionSpec, LLMAdapter, LLMError, Turn
-from taskroom.agents.chat_context import ChatContext
+from taskroom.agents.adapter import DEFAULT_MAX_TURNS, LLMAdapter, LLMError, Turn
 from taskroom.agents.openai_chat import OpenAIChatCompletionsAdapter
 from taskroom.agents.openai_client import OpenAICompatibleAdapter, default_model
 from taskroom.agents.openai_responses import OpenAIResponsesAdapter
@@ -403,18 +402,10 @@ class RoutedAdapter(LLMAdapter):
             self._adapters[route.provider.name] = adapter
         return adapter, route.model
 
-    async def complete(
-        self,
-        *,
-        context: ChatContext,
-        functions: Sequence[FunctionSpec],
-        output_schema: dict[str, Any] | None,
-        model: str,
-    ) -> Turn:
+    async def complete(self, *, model: str, **turn: Any) -> Turn:
+        """The turn, sent by the adapter of ``model``'s provider under the name it knows."""
         adapter, name = self.adapter_for(model)
-        return await adapter.complete(
-            context=context, functions=functions, output_schema=output_schema, model=name
-        )
+        return await adapter.complete(model=name, **turn)
 
     async def aclose(self) -> None:
         adapters, self._adapters = list(self._adapters.values()), {}
