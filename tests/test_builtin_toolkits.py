@@ -183,6 +183,31 @@ async def test_grep(files: Toolkit, root: Path):
     assert "invalid regex '(unclosed'" in message
 
 
+async def test_read_cuts_long_text_with_a_notice(root: Path):
+    (root / "long.txt").write_text("".join(f"line {n:03}\n" for n in range(1, 101)))
+    (root / "wide.txt").write_text("x" * 500 + "\nshort\n")
+    files = files_toolkit(root, max_read_chars=45)
+    cut = await call(files, "read", {"path": "long.txt"})
+    assert cut["truncated"] and cut["content"] == "".join(f"line {n:03}\n" for n in range(1, 6))
+    assert cut["end_line"] == 5 and "read on with start_line=6" in cut["notice"]
+    rest = await call(files, "read", {"path": "long.txt", "start_line": 99})
+    assert not rest["truncated"] and rest["notice"] is None and rest["end_line"] == 100
+    wide = await call(files, "read", {"path": "wide.txt"})
+    assert wide["content"] == "x" * 45 and "line 1 is cut at 45 characters" in wide["notice"]
+
+
+async def test_grep_stops_a_backtracking_pattern(root: Path):
+    (root / "evil.txt").write_text("a" * 60 + "!\n")
+    files = files_toolkit(root, grep_seconds=0.5)
+    began = time.monotonic()
+    message = await refused(files, "grep", {"pattern": "(a|aa)+$"}, ErrorCode.TIMEOUT)
+    assert time.monotonic() - began < 3
+    assert "gave up after 0.5 s" in message and "simplify" in message
+    assert (await call(files, "grep", {"pattern": "a{60}!"}))["matches"] == [
+        "evil.txt:1:" + "a" * 60 + "!"
+    ]
+
+
 async def test_write_and_edit(files: Toolkit, root: Path):
     made = await call(files, "write", {"path": "new/dir/x.txt", "content": "alpha beta\n"})
     assert made == {"path": "new/dir/x.txt", "bytes": 11, "created": True}

@@ -21,7 +21,7 @@ from taskroom.agents.llm_task_runner import DEFAULT_OUTPUT_SCHEMA
 from taskroom.agents.testing import ScriptedLLMServer, delay, hang, json_output
 from taskroom.host.auth.tokens import create_token
 from taskroom.host.client.room_client import RoomClient
-from taskroom.host.mcp import FileAccess, FileRefused, ModelCatalog, ModelConfigError, ModelError
+from taskroom.host.mcp import FileAccess, FileRefused
 from taskroom.host.mcp.prompt import build_prompt, task_summary
 
 from .conftest import SECRET
@@ -191,15 +191,17 @@ async def test_run_check_wait_with_progress_then_result(stack: Stack) -> None:
                 progress_callback=progress,
             )
         )
-        assert waited["status"] == "completed" and waited["done"]
+        assert waited["status"] == "completed" and "timeout" not in waited
+        assert waited["output"] == "PELICAN it is"
         assert waited["result"] == {"result": "PELICAN it is"}
         assert len(progress.seen) >= 2, progress.seen
         values = [p for p, _ in progress.seen]
         assert values == sorted(values) and len(set(values)) == len(values)
         assert all(m and m.startswith("running") for _, m in progress.seen), progress.seen
-        result = data(await mcp.call_tool("get_task_result", {"task_id": task_id}))
-        assert result["status"] == "completed"
-        assert result["result"] == {"result": "PELICAN it is"}
+        answer = await mcp.call_tool("get_task_result", {"task_id": task_id})
+        assert answer.content[0].text == "PELICAN it is"  # mcp-task's plain text
+        assert answer.structured_content["status"] == "completed"
+        assert answer.structured_content["result"] == {"result": "PELICAN it is"}
     sent = json.dumps(stack.llm.requests[first].body)
     for part in ("## Context", "PELICAN", "## Task", "Say the code word.", "## Desired output"):
         assert part in sent
@@ -234,9 +236,9 @@ async def test_batch_over_three_models_then_list_by_batch(stack: Stack) -> None:
         assert {t["status"] for t in waited["tasks"]} == {"completed"}
         data(await mcp.call_tool("run_task", {"task": "Not in the batch."}))
         listed = data(await mcp.call_tool("list_tasks", {"batch_id": batch_id}))
-        assert {t["task_id"] for t in listed["tasks"]} == set(task_ids)
+        assert {t["id"] for t in listed["tasks"]} == set(task_ids)
         assert listed["stats"]["total"] == 3 and listed["stats"]["completed"] == 3
-        assert all(t["read_only"] and t["task"] == "Review this plan." for t in listed["tasks"])
+        assert all(t["readOnly"] and t["task"] == "Review this plan." for t in listed["tasks"])
         recent = data(await mcp.call_tool("list_tasks", {"recent_only": True}))
         assert recent["stats"]["total"] >= 4
 
@@ -253,7 +255,7 @@ async def test_cancel_ends_a_hanging_task_at_once(stack: Stack) -> None:
             assert time.monotonic() < deadline, "the agent never called the LLM"
             await asyncio.sleep(0.05)
         early = error_text(await mcp.call_tool("get_task_result", {"task_id": task_id}))
-        assert "still running" in early and "wait_for_task" in early
+        assert "is not complete. Status: running" in early and "wait_for_task" in early
         began = time.monotonic()
         cancelled = data(await mcp.call_tool("cancel_task", {"task_id": task_id}))
         assert cancelled["cancelled"] and cancelled["status"] == "cancelled"
@@ -291,9 +293,7 @@ async def test_bad_input_answers_clear_tool_errors(stack: Stack) -> None:
         unknown = await fails("run_task", {"task": "x", "model": "turbo"})
         assert "unknown model class 'turbo'" in unknown
         assert "mini=gpt-5-mini" in unknown and "code=gpt-4.1" in unknown
-        assert "vision (not configured)" in unknown
-        unset = await fails("run_task", {"task": "x", "model": "vision"})
-        assert "TASKROOM_MODEL_VISION" in unset
+        assert "vision=gpt-5," in unknown  # the default provider's built-in model
         write_batch = await fails("run_task", {"task": "x", "model": ["mini", "reasoning"]})
         assert "read_only" in write_batch
         stringified = await fails("run_task", {"task": "x", "model": '["mini", "o3"]'})
@@ -303,7 +303,9 @@ async def test_bad_input_answers_clear_tool_errors(stack: Stack) -> None:
             assert "outside the folders" in outside and "--allow-root" in outside
         assert "does not exist" in await fails("run_task", {"task": "x", "files": ["nope.txt"]})
         assert "no task" in await fails("wait_for_task", {"task_id": "t_missing"})
-        assert "no batch" in await fails("wait_for_task", {"batch_id": "b_missing"})
+        assert "No tasks found with batch_id" in await fails(
+            "wait_for_task", {"batch_id": "b_missing"}
+        )
         assert "exactly one" in await fails("cancel_task", {})
         nobody = await fails("run_task", {"task": "x", "agent": "nobody"})
         assert "'nobody' is not in room" in nobody and "llm-task-runner" in nobody
@@ -396,24 +398,6 @@ async def test_room_lost_mid_session_answers_an_error_then_recovers(stack: Stack
         room.stop()
 
 
-def test_model_classes_resolve_by_config_then_pass_names_through(tmp_path: Path) -> None:
-    config = tmp_path / "models.toml"
-    config.write_text('[classes]\nreasoning = "o3"\nsonnet = "claude-sonnet"\n')
-    catalog = ModelCatalog.load(config, {"TASKROOM_MODEL_REASONING": "o4-mini", "HOME": "/"})
-    assert catalog.resolve("Reasoning") == "o4-mini"  # the environment wins over the file
-    assert catalog.resolve("sonnet") == "claude-sonnet"  # a new class is an alias
-    assert catalog.resolve("claude-sonnet") == "claude-sonnet"
-    assert catalog.resolve("gpt-5-mini") == "gpt-5-mini"
-    assert catalog.resolve("standard") is None  # the agent's default model
-    with pytest.raises(ModelError, match="TASKROOM_MODEL_CODE"):
-        catalog.resolve("code")
-    with pytest.raises(ModelError, match="unknown model class 'turbo'"):
-        catalog.resolve("turbo")
-    config.write_text("[classes]\nmini = 3\n")
-    with pytest.raises(ModelConfigError, match="classes.mini"):
-        ModelCatalog.load(config, {})
-
-
 def test_files_stay_under_roots_and_fences_hold(tmp_path: Path) -> None:
     root = tmp_path / "root"
     root.mkdir()
@@ -430,3 +414,101 @@ def test_files_stay_under_roots_and_fences_hold(tmp_path: Path) -> None:
     assert "### code.md\n\n````\n```python" in prompt and prompt.endswith("Short.")
     assert task_summary(prompt) == "Explain it."
     assert build_prompt("  Just this. ") == "Just this."
+
+
+MCP_TASK_ANSWERS = json.loads(
+    (Path(__file__).parent / "fixtures" / "mcp_task_answers.json").read_text()
+)
+_JSON_TYPES = {
+    "string": str,
+    "number": (int, float),
+    "boolean": bool,
+    "array": list,
+    "object": dict,
+    "null": type(None),
+}
+
+
+def assert_shape(answer: dict[str, Any], tool: str, case: str) -> None:
+    """Every field of mcp-task's answer is in ours, with its name and JSON type."""
+    for name, kinds in MCP_TASK_ANSWERS[tool][case].items():
+        assert name in answer, f"{tool} ({case}) lacks mcp-task's field {name!r}: {answer}"
+        value = answer[name]
+        if kinds == "true":
+            assert value is True, f"{tool} ({case}): {name} is {value!r}, not true"
+            continue
+        types_ = tuple(_JSON_TYPES[k] for k in kinds.split("|"))
+        ok = isinstance(value, types_) and not (isinstance(value, bool) and bool not in types_)
+        assert ok, f"{tool} ({case}): {name}={value!r} is not {kinds}"
+
+
+def text_answer(result: types.CallToolResult) -> dict[str, Any]:
+    assert not result.is_error, result.content[0].text
+    return {"text": result.content[0].text}
+
+
+@in_module_loop
+async def test_every_answer_carries_mcp_task_fields(stack: Stack) -> None:
+    stack.llm.clear()
+    stack.llm.script(delay(1.5, json_output({"result": "shaped"})))
+    async with stdio_gateway(stack) as mcp:
+
+        async def call(tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
+            return data(await mcp.call_tool(tool, arguments))
+
+        started = await call("run_task", {"task": "Shape the answer."})
+        assert_shape(started, "run_task", "single")
+        task_id = started["task_id"]
+        deadline = time.monotonic() + 10
+        while (running := await call("check_task_status", {"task_id": task_id}))[
+            "status"
+        ] != "running":
+            assert time.monotonic() < deadline, running
+            await asyncio.sleep(0.05)
+        assert_shape(running, "check_task_status", "running")
+        assert running["check_after"].startswith("Please wait 5 seconds")
+        waited = await call("wait_for_task", {"task_id": task_id, "timeout_seconds": 3600})
+        assert_shape(waited, "wait_for_task", "task")  # 3600 s is clamped, not refused
+        assert waited["output"] == "shaped"
+        done = await call("check_task_status", {"task_id": task_id})
+        assert_shape(done, "check_task_status", "completed")
+        assert "check_after" not in done and done["output"] == "shaped"
+        result = await mcp.call_tool("get_task_result", {"task_id": task_id})
+        assert_shape(text_answer(result), "get_task_result", "completed")
+        assert result.content[0].text == "shaped"
+
+        stack.llm.script(hang())
+        hanging = (await call("run_task", {"task": "Hang on."}))["task_id"]
+        timed_out = await call("wait_for_task", {"task_id": hanging, "timeout_seconds": 0.3})
+        assert_shape(timed_out, "wait_for_task", "task_timeout")
+        cancelled = await call("cancel_task", {"task_id": hanging})
+        assert cancelled["message"] == f"Task {hanging} cancelled successfully"
+        assert_shape({"text": cancelled["message"]}, "cancel_task", "task")
+
+        stack.llm.clear()
+        stack.llm.script(json_output({"result": "fast"}), hang(), hang())
+        batch = await call(
+            "run_task", {"task": "Race.", "model": ["standard", "mini", "code"], "read_only": True}
+        )
+        assert_shape(batch, "run_task", "batch")
+        batch_id = batch["batch_id"]
+        first = await call("wait_for_task", {"batch_id": batch_id, "timeout_seconds": 10})
+        assert_shape(first, "wait_for_task", "batch_next")
+        assert first["previously_completed"] == 0 and first["remaining_tasks"] == 2
+        late = await call("wait_for_task", {"batch_id": batch_id, "timeout_seconds": 0.3})
+        assert_shape(late, "wait_for_task", "batch_timeout")
+        assert late["completed_tasks"] == 1 and late["total_tasks"] == 3
+        stopped = await call("cancel_task", {"batch_id": batch_id})
+        assert_shape(stopped, "cancel_task", "batch")
+        assert stopped["cancelled"] == 2 and stopped["already_complete"] == 1
+        every = await call("wait_for_task", {"batch_id": batch_id, "return_all": True})
+        assert_shape(every, "wait_for_task", "batch_all")
+        for task in every["tasks"]:
+            assert_shape(task, "wait_for_task", "batch_all_task")
+
+        listed = await call("list_tasks", {"batch_id": batch_id})
+        assert_shape(listed, "list_tasks", "answer")
+        assert_shape(listed["stats"], "list_tasks", "stats")
+        assert_shape(listed["filters_applied"], "list_tasks", "filters_applied")
+        for task in listed["tasks"]:
+            assert_shape(task, "list_tasks", "task")

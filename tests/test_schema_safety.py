@@ -14,7 +14,7 @@ import pytest
 from aiohttp import web
 
 from taskroom.agents import DynamicLLMTaskRunner, OpenAIChatCompletionsAdapter, TaskRunner
-from taskroom.agents.scripted_llm_server import ScriptedLLMServer
+from taskroom.agents.testing import ScriptedLLMServer
 from taskroom.host.protocol import ErrorCode, RoomError
 from taskroom.toolkits import Toolkit, schemas, tool
 from taskroom.toolkits.schemas import (

@@ -15,7 +15,6 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -26,20 +25,20 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from taskroom.host.client.room_client import RoomClient
-from taskroom.host.mcp.models import ModelCatalog, ModelError
-from taskroom.host.mcp.prompt import FileAccess, FileRefused, build_prompt, task_summary
+from taskroom.host.mcp import answers
+from taskroom.host.mcp.models import ModelCatalog, ModelChoice, ModelError
+from taskroom.host.mcp.prompt import FileAccess, FileRefused, build_prompt
 from taskroom.host.mcp.tools import (
     DEFAULT_AGENT,
     DEFAULT_WAIT_SECONDS,
-    STATUSES,
+    MAX_WAIT_SECONDS,
     TASK_TOOLS,
     agent_tool_name,
 )
-from taskroom.host.mcp.waiting import TaskWatch, watch_tasks
+from taskroom.host.mcp.waiting import Report, relayed, wait_for_next, wait_until_finished
 from taskroom.host.protocol import ErrorCode, RoomError
 from taskroom.host.protocol.errors import TaskroomError
-from taskroom.host.protocol.progress import describe_event
-from taskroom.host.protocol.tasks import FINISHED, task_tool_name
+from taskroom.host.protocol.tasks import task_tool_name
 from taskroom.toolkits.toolkit import schema_validator, validation_error
 
 logger = logging.getLogger(__name__)
@@ -51,16 +50,17 @@ INSTRUCTIONS = (
     "check_task_status, get_task_result, cancel_task and list_tasks."
 )
 TASK_ID_META = "taskroom/task_id"
+MODEL_SELECTION = "model_selection"
+"""The argument that tells an agent (and the task record) which model ran and why."""
 RECENT_SECONDS = 2 * 3600.0
 LIST_LIMIT = 100
-RECENT_EVENTS = 5
 CANCEL_SETTLE_SECONDS = 5.0
-AGENT_CALL_WAIT_SECONDS = 86_400.0
-"""An agent_* call waits until its task ends; the room's deadline bounds that."""
 
 Snapshot = dict[str, Any]
-Fetch = Callable[[], Awaitable[list[Snapshot]]]
-Handler = Callable[[ServerRequestContext[Any], dict[str, Any]], Awaitable[dict[str, Any]]]
+Handler = Callable[
+    [ServerRequestContext[Any], dict[str, Any]],
+    Awaitable[dict[str, Any] | types.CallToolResult],
+]
 
 
 class ToolError(TaskroomError):
@@ -73,6 +73,8 @@ class AgentTool:
 
     agent: str
     tool: types.Tool
+    run_input: dict[str, Any]
+    """The agent's own input schema: whether it takes a ``model_selection`` record."""
 
 
 def _version() -> str:
@@ -82,12 +84,13 @@ def _version() -> str:
         return "0"
 
 
-def _iso(ts: float | None) -> str | None:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds") if ts else None
-
-
-def _ok(data: dict[str, Any], meta: dict[str, Any] | None = None) -> types.CallToolResult:
-    text = json.dumps(data, indent=2, ensure_ascii=False, default=str)
+def _ok(
+    data: dict[str, Any], meta: dict[str, Any] | None = None, text: str | None = None
+) -> types.CallToolResult:
+    """``data`` as structured content; the text is its JSON unless given (mcp-task's plain
+    text answers keep their text)."""
+    if text is None:
+        text = json.dumps(data, indent=2, ensure_ascii=False, default=str)
     return types.CallToolResult(
         content=[types.TextContent(text=text)], structured_content=data, _meta=meta
     )
@@ -97,6 +100,13 @@ def _error(message: str, meta: dict[str, Any] | None = None) -> types.CallToolRe
     return types.CallToolResult(
         content=[types.TextContent(text=message)], is_error=True, _meta=meta
     )
+
+
+def _reporter(ctx: ServerRequestContext[Any]) -> Report:
+    async def report(progress: float, message: str) -> None:
+        await ctx.session.report_progress(progress, None, message)
+
+    return report
 
 
 def _model_list(value: Any) -> list[str] | None:
@@ -117,32 +127,6 @@ def _model_list(value: Any) -> list[str] | None:
     return parsed
 
 
-def _finished(task: Snapshot) -> bool:
-    return task["status"] in FINISHED
-
-
-def _summary(task: Snapshot) -> str | None:
-    """What the task was about: its prompt's task part, for tasks started with a prompt."""
-    prompt = (task.get("arguments") or {}).get("prompt")
-    return task_summary(prompt) if isinstance(prompt, str) and prompt else None
-
-
-def _outcome(task: Snapshot) -> dict[str, Any]:
-    """The part of a snapshot a waiter needs: how it ended and with what."""
-    data: dict[str, Any] = {
-        "task_id": task["id"],
-        "model": task.get("model"),
-        "status": task["status"],
-    }
-    if task["status"] == "completed":
-        data["result"] = task.get("result")
-    elif task.get("error"):
-        data["error"] = task["error"]
-    if task.get("finished_at"):
-        data["completed_at"] = _iso(task["finished_at"])
-    return data
-
-
 class McpGateway:
     """Serves MCP for one room connection; build with a joined RoomClient."""
 
@@ -157,7 +141,7 @@ class McpGateway:
         progress_interval: float = 1.0,
     ) -> None:
         self.room = room
-        self.models = models or ModelCatalog()
+        self.models = models or ModelCatalog.load()
         self.files = files or FileAccess([])
         self.default_agent = default_agent
         self.reconnect_grace = reconnect_grace
@@ -206,7 +190,8 @@ class McpGateway:
                 problem = validation_error(arguments, self._validators[name])
                 if problem:
                     raise ToolError(f"invalid arguments for {name}: {problem}")
-                return _ok(await self._handlers[name](ctx, arguments))
+                answer = await self._handlers[name](ctx, arguments)
+                return answer if isinstance(answer, types.CallToolResult) else _ok(answer)
             if name not in self.agent_tools:
                 await self.refresh_agents()
             agent = self.agent_tools.get(name)
@@ -283,7 +268,8 @@ class McpGateway:
             output = tool_spec.output_schema
             found[name] = AgentTool(
                 spec.name,
-                types.Tool(
+                run_input=tool_spec.input_schema,
+                tool=types.Tool(
                     name=name,
                     title=spec.title or tool_spec.title or spec.name,
                     description=(
@@ -299,56 +285,6 @@ class McpGateway:
         self.agent_tools = found
         return found
 
-    # --- waiting --------------------------------------------------------------------------
-
-    async def _wait(
-        self,
-        ctx: ServerRequestContext[Any],
-        watch: TaskWatch,
-        fetch: Fetch,
-        done: Callable[[list[Snapshot]], bool],
-        timeout: float,
-    ) -> tuple[list[Snapshot], bool]:
-        """Poll (woken early by pushes) until ``done``; progress to the client each second.
-
-        Returns the last snapshots and whether the wait timed out.
-        """
-        began = time.monotonic()
-        reported = 0.0
-        while True:
-            watch.changed.clear()
-            tasks = await fetch()
-            if done(tasks):
-                return tasks, False
-            remaining = began + timeout - time.monotonic()
-            if remaining <= 0:
-                return tasks, True
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(watch.changed.wait(), min(self.progress_interval, remaining))
-            elapsed = time.monotonic() - began
-            if elapsed - reported >= 0.9 * self.progress_interval:
-                reported = round(elapsed, 1)
-                await ctx.session.report_progress(
-                    reported, None, watch.progress_line(tasks, elapsed)
-                )
-
-    def _fetch_task(self, task_id: str) -> Fetch:
-        async def fetch() -> list[Snapshot]:
-            await self._ensure_connected()  # a lost room fails the wait, not stalls it
-            return [await self.room.tasks.get(task_id)]
-
-        return fetch
-
-    def _fetch_batch(self, batch_id: str) -> Fetch:
-        async def fetch() -> list[Snapshot]:
-            await self._ensure_connected()
-            tasks = (await self.room.tasks.list(batch_id=batch_id, limit=500))["tasks"]
-            if not tasks:
-                raise ToolError(f"no batch {batch_id!r} in room {self.room.room_name!r}")
-            return sorted(tasks, key=lambda t: t["created_at"])
-
-        return fetch
-
     # --- the six task tools -----------------------------------------------------------------
 
     async def _run_task(
@@ -356,17 +292,7 @@ class McpGateway:
     ) -> dict[str, Any]:
         names = _model_list(args.get("model"))
         read_only = bool(args.get("read_only", False))
-        if names is not None and len(names) > 1 and not read_only:
-            raise ToolError(
-                "a batch over several models must set read_only: true (several agents writing "
-                "the same files at once would conflict); the room refuses it too"
-            )
-        models = [self.models.resolve(n) for n in names] if names else [None]
-        if len(models) > 1 and None in models:
-            raise ToolError(
-                "the 'standard' class has no model configured, and each task of a batch needs "
-                f"a concrete model; set TASKROOM_MODEL_STANDARD. {self.models.describe()}"
-            )
+        choices = [self.models.resolve(n) for n in names or [None]]
         prompt = build_prompt(
             args["task"],
             context=args.get("context"),
@@ -374,82 +300,36 @@ class McpGateway:
             output=args.get("output"),
         )
         agent = args.get("agent") or self.default_agent
-        concrete = [m for m in models if m is not None]
-        started = await self.room.tasks.start(
-            agent, {"prompt": prompt}, models=concrete or None, read_only=read_only
-        )
-        tasks = started["tasks"]
-        if len(tasks) == 1:
-            return {
-                "task_id": tasks[0]["id"],
-                "status": tasks[0]["status"],
-                "agent": agent,
-                "model": tasks[0].get("model"),
-                "read_only": read_only,
-                "message": "Task started. wait_for_task waits for it (with progress); "
-                "check_task_status polls it; get_task_result fetches the result.",
-            }
-        return {
-            "batch_id": started["batch_id"],
-            "task_ids": started["task_ids"],
-            "status": "pending" if all(t["status"] == "pending" for t in tasks) else "running",
-            "agent": agent,
-            "models": [t.get("model") for t in tasks],
-            "read_only": read_only,
-            "message": f"{len(tasks)} tasks started as a batch. wait_for_task with the batch_id "
-            "returns the next to finish (return_all: all of them); list_tasks with the "
-            "batch_id shows them.",
-        }
+        arguments = await self._task_arguments(agent, {"prompt": prompt}, choices)
+        try:
+            started = await self.room.tasks.start(
+                agent, arguments, models=[c.model for c in choices], read_only=read_only
+            )
+        except RoomError as exc:
+            if exc.code == ErrorCode.INVALID_REQUEST and len(choices) > 1 and not read_only:
+                raise ToolError(
+                    "Multiple models with write access (read_only: false) is not allowed, to "
+                    "prevent file conflicts: set read_only: true for a batch over several "
+                    f"models, or use a single model when write access is needed ({exc.message})"
+                ) from None
+            raise
+        return answers.started(started["tasks"], agent, started["batch_id"], choices)
 
     async def _check_task_status(
         self, ctx: ServerRequestContext[Any], args: dict[str, Any]
     ) -> dict[str, Any]:
-        task = await self.room.tasks.get(args["task_id"])
-        events = task.get("events") or []
-        finished = _finished(task)
-        data: dict[str, Any] = {
-            "task_id": task["id"],
-            "status": task["status"],
-            "agent": task["agent"],
-            "model": task.get("model"),
-            "batch_id": task.get("batch_id"),
-            "read_only": task.get("read_only", False),
-            "task": _summary(task),
-            "created_at": _iso(task["created_at"]),
-            "started_at": _iso(task.get("started_at")),
-            "completed_at": _iso(task.get("finished_at")),
-            "progress": describe_event(events[-1]["data"]) if events else None,
-            "recent_events": [
-                f"{_iso(e['at'])} {describe_event(e['data'])}" for e in events[-RECENT_EVENTS:]
-            ],
-        }
-        if task.get("started_at"):
-            end = task.get("finished_at") or time.time()
-            data["runtime_seconds"] = round(end - task["started_at"], 1)
-        if task.get("error"):
-            data["error"] = task["error"]
-        if finished:
-            data["message"] = "Finished; get_task_result returns its result."
-        else:
-            data["check_after_seconds"] = task.get("poll_interval")
-            data["message"] = (
-                "Not finished; wait_for_task waits for it with progress, or check again later."
-            )
-        return data
+        return answers.status(await self.room.tasks.get(args["task_id"]))
 
     async def _get_task_result(
         self, ctx: ServerRequestContext[Any], args: dict[str, Any]
-    ) -> dict[str, Any]:
-        try:
-            return await self.room.tasks.result(args["task_id"])
-        except RoomError as exc:
-            if exc.code != ErrorCode.CONFLICT:
-                raise
-            status = exc.details.get("status", "unfinished")
+    ) -> types.CallToolResult:
+        task = await self.room.tasks.get(args["task_id"])
+        if not answers.finished(task):
             raise ToolError(
-                f"task {args['task_id']!r} is still {status}; wait_for_task waits for it, "
-                "check_task_status shows its progress"
-            ) from None
+                f"Task {task['id']} is not complete. Status: {task['status']}. wait_for_task "
+                "waits for it, check_task_status shows its progress"
+            )
+        return _ok(answers.result(task), text=answers.result_text(task))
 
     async def _cancel_task(
         self, ctx: ServerRequestContext[Any], args: dict[str, Any]
@@ -461,100 +341,60 @@ class McpGateway:
             except RoomError as exc:
                 if exc.code != ErrorCode.CONFLICT:
                     raise
-                status = exc.details.get("status")
-                return {
-                    "task_id": task_id,
-                    "cancelled": False,
-                    "status": status,
-                    "message": f"Task already finished ({status}); nothing to cancel.",
-                }
+                return answers.cancelled_task(task_id, False, exc.details.get("status"))
             task = (await self.room.tasks.wait(task_id, timeout=CANCEL_SETTLE_SECONDS))["tasks"][0]
-            return {
-                "task_id": task_id,
-                "cancelled": True,
-                "status": task["status"],
-                "message": "Task cancelled."
-                if task["status"] == "cancelled"
-                else f"Cancel sent; the task is {task['status']}.",
-            }
+            return answers.cancelled_task(task_id, True, task["status"])
         cancelled = (await self.room.tasks.cancel(batch_id=batch_id))["cancelled"]
-        tasks = (await self.room.tasks.wait(batch_id=batch_id, timeout=CANCEL_SETTLE_SECONDS))[
-            "tasks"
-        ]
-        return {
-            "batch_id": batch_id,
-            "total_tasks": len(tasks),
-            "cancelled": len(cancelled),
-            "cancelled_task_ids": cancelled,
-            "already_complete": len(tasks) - len(cancelled),
-            "message": f"Cancelled {len(cancelled)} of the batch's {len(tasks)} tasks.",
-        }
+        settled = await self.room.tasks.wait(batch_id=batch_id, timeout=CANCEL_SETTLE_SECONDS)
+        return answers.cancelled_batch(batch_id, len(settled["tasks"]), cancelled)
 
     async def _wait_for_task(
         self, ctx: ServerRequestContext[Any], args: dict[str, Any]
     ) -> dict[str, Any]:
         task_id, batch_id = self._one_target(args)
-        timeout = float(args.get("timeout_seconds", DEFAULT_WAIT_SECONDS))
+        timeout = min(float(args.get("timeout_seconds", DEFAULT_WAIT_SECONDS)), MAX_WAIT_SECONDS)
         began = time.monotonic()
+        report = _reporter(ctx)
         if task_id is not None:
-            async with watch_tasks(self.room, task_id=task_id) as watch:
-                tasks, timed_out = await self._wait(
-                    ctx, watch, self._fetch_task(task_id), lambda ts: _finished(ts[0]), timeout
-                )
-            data = {**_outcome(tasks[0]), "done": not timed_out, "timed_out": timed_out}
-            if timed_out:
-                data["message"] = (
-                    f"Still {tasks[0]['status']} after {timeout:g} s; the task goes on. Wait "
-                    "again, or check_task_status."
-                )
-            data["wait_time_seconds"] = round(time.monotonic() - began, 1)
-            return data
+            task = await self.room.tasks.get(task_id)
+            async with relayed(self.room, [task], report, self.progress_interval):
+                waited = await self.room.tasks.wait(task_id, timeout=timeout)
+            return answers.waited_task(
+                waited["tasks"][0], waited["timed_out"], timeout, time.monotonic() - began
+            )
         assert batch_id is not None
-        fetch = self._fetch_batch(batch_id)
+        tasks = await self._batch(batch_id)
+        before = {t["id"] for t in tasks if answers.finished(t)}
         return_all = bool(args.get("return_all"))
-        before = {t["id"] for t in await fetch() if _finished(t)}
+        timed_out = False
+        if len(before) < len(tasks):
+            async with relayed(self.room, tasks, report, self.progress_interval, batch_id=batch_id):
+                if return_all:
+                    waited = await self.room.tasks.wait(
+                        batch_id=batch_id, mode="all", timeout=timeout
+                    )
+                    timed_out = waited["timed_out"]
+                else:
+                    unfinished = [t["id"] for t in tasks if t["id"] not in before]
+                    timed_out = not await wait_for_next(self.room, unfinished, timeout)
+            tasks = await self._batch(batch_id)
+        return answers.waited_batch(
+            batch_id,
+            tasks,
+            before=before,
+            return_all=return_all,
+            timed_out=timed_out,
+            timeout=timeout,
+            waited=time.monotonic() - began,
+        )
 
-        def done(tasks: list[Snapshot]) -> bool:
-            # Without return_all: the next task to finish, not one that had already finished.
-            if all(map(_finished, tasks)):
-                return True
-            return not return_all and any(_finished(t) and t["id"] not in before for t in tasks)
-
-        async with watch_tasks(self.room, batch_id=batch_id) as watch:
-            tasks, timed_out = await self._wait(ctx, watch, fetch, done, timeout)
-        data = self._batch_outcome(batch_id, tasks, before, return_all, timed_out)
-        data["wait_time_seconds"] = round(time.monotonic() - began, 1)
-        return data
-
-    def _batch_outcome(
-        self,
-        batch_id: str,
-        tasks: list[Snapshot],
-        before: set[str],
-        return_all: bool,
-        timed_out: bool,
-    ) -> dict[str, Any]:
-        finished = [t for t in tasks if _finished(t)]
-        data: dict[str, Any] = {
-            "batch_id": batch_id,
-            "timed_out": timed_out,
-            "all_complete": len(finished) == len(tasks),
-            "completed_tasks": len(finished),
-            "total_tasks": len(tasks),
-        }
-        newly = [t for t in finished if t["id"] not in before]
-        if return_all or timed_out or not newly:
-            data["tasks"] = [_outcome(t) for t in tasks]
-            if timed_out:
-                data["message"] = "Timed out; unfinished tasks go on. Wait again to follow them."
-            elif not return_all:
-                data["message"] = "Every task of the batch had already finished."
-            return data
-        first = min(newly, key=lambda t: t.get("finished_at") or 0)
-        data |= {"newly_completed": True, **_outcome(first)}
-        data["remaining_tasks"] = len(tasks) - len(finished)
-        data["previously_completed"] = sorted(before)
-        return data
+    async def _batch(self, batch_id: str) -> list[Snapshot]:
+        tasks = (await self.room.tasks.list(batch_id=batch_id, limit=500))["tasks"]
+        if not tasks:
+            raise ToolError(
+                f"No tasks found with batch_id: {batch_id} (room {self.room.room_name!r})"
+            )
+        return sorted(tasks, key=lambda t: t["created_at"])
 
     async def _list_tasks(
         self, ctx: ServerRequestContext[Any], args: dict[str, Any]
@@ -566,30 +406,28 @@ class McpGateway:
         if args.get("recent_only"):
             cutoff = time.time() - RECENT_SECONDS
             tasks = [t for t in tasks if t["created_at"] >= cutoff]
-        stats = {"total": len(tasks)} | {s: sum(t["status"] == s for t in tasks) for s in STATUSES}
-        return {
-            "stats": stats,
-            "tasks": [
-                {
-                    "task_id": t["id"],
-                    "status": t["status"],
-                    "agent": t["agent"],
-                    "model": t.get("model"),
-                    "batch_id": t.get("batch_id"),
-                    "read_only": t.get("read_only", False),
-                    "task": _summary(t),
-                    "created_at": _iso(t["created_at"]),
-                    "completed_at": _iso(t.get("finished_at")),
-                }
-                for t in tasks
-            ],
-            "filters_applied": {
-                "status": args.get("status_filter"),
-                "batch_id": args.get("batch_id"),
-                "recent_only": bool(args.get("recent_only")),
-            },
-            "more": listed.get("next_before") is not None,
+        filters = {
+            "batch_id": args.get("batch_id"),
+            "status": args.get("status_filter"),
+            "recent_only": bool(args.get("recent_only")),
         }
+        return answers.listed(tasks, filters, listed.get("next_before") is not None)
+
+    async def _task_arguments(
+        self, agent: str, arguments: dict[str, Any], choices: list[ModelChoice]
+    ) -> dict[str, Any]:
+        """The arguments, with the model choices recorded when the agent takes them."""
+        known = {a.agent: a for a in self.agent_tools.values()}
+        if agent not in known:
+            with contextlib.suppress(RoomError):
+                known = {a.agent: a for a in (await self.refresh_agents()).values()}
+        schema = known[agent].run_input if agent in known else {}
+        takes = MODEL_SELECTION in (schema.get("properties") or {}) or (
+            schema.get("additionalProperties", True) is not False
+        )
+        if agent in known and takes:
+            arguments = {**arguments, MODEL_SELECTION: [c.as_dict() for c in choices]}
+        return arguments
 
     @staticmethod
     def _one_target(args: dict[str, Any]) -> tuple[str | None, str | None]:
@@ -606,42 +444,27 @@ class McpGateway:
         """Run one task on the agent and answer with its result, as a direct tool call would."""
         arguments = dict(args)
         if isinstance(arguments.get("model"), str):
-            model = self.models.resolve(arguments["model"])
-            if model is None:
-                arguments.pop("model")
-            else:
-                arguments["model"] = model
+            choice = self.models.resolve(arguments["model"])
+            arguments = await self._task_arguments(agent.agent, arguments, [choice])
+            arguments["model"] = choice.model
         started = await self.room.tasks.start(agent.agent, arguments)
-        task_id = started["task_ids"][0]
-        meta = {TASK_ID_META: task_id}
+        task = started["tasks"][0]
+        meta = {TASK_ID_META: task["id"]}
         try:
-            async with watch_tasks(self.room, task_id=task_id) as watch:
-                tasks, timed_out = await self._wait(
-                    ctx,
-                    watch,
-                    self._fetch_task(task_id),
-                    lambda ts: _finished(ts[0]),
-                    AGENT_CALL_WAIT_SECONDS,
-                )
+            async with relayed(self.room, [task], _reporter(ctx), self.progress_interval):
+                task = await wait_until_finished(self.room, task["id"])
         except asyncio.CancelledError:
             # The caller gave up: the task it started for this call should not run on.
             with anyio.CancelScope(shield=True), anyio.move_on_after(CANCEL_SETTLE_SECONDS):
                 with contextlib.suppress(RoomError):
-                    await self.room.tasks.cancel(task_id)
+                    await self.room.tasks.cancel(task["id"])
             raise
-        except ToolError as exc:
-            return _error(f"{exc} (task {task_id})", meta)
         except RoomError as exc:
-            return _error(f"{self._room_message(exc)} (task {task_id})", meta)
-        task = tasks[0]
-        if timed_out:
-            return _error(
-                f"task {task_id} is still {task['status']}; wait_for_task follows it", meta
-            )
+            return _error(f"{self._room_message(exc)} (task {task['id']})", meta)
         if task["status"] != "completed":
             error = task.get("error") or {}
             return _error(
-                f"task {task_id} of agent {agent.agent!r} {task['status']}: "
+                f"task {task['id']} of agent {agent.agent!r} {task['status']}: "
                 f"{error.get('message', 'no reason given')}",
                 meta,
             )

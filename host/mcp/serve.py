@@ -32,7 +32,7 @@ class GatewayOptions:
     url: str
     room: str
     token: str
-    models: ModelCatalog = field(default_factory=ModelCatalog)
+    models: ModelCatalog = field(default_factory=ModelCatalog.load)
     files: FileAccess = field(default_factory=lambda: FileAccess([]))
     default_agent: str = DEFAULT_AGENT
     http: bool = False

@@ -16,7 +16,8 @@ from taskroom.host.protocol.tasks import TaskStatus
 
 DEFAULT_AGENT = "llm-task-runner"
 DEFAULT_WAIT_SECONDS = 300.0
-MAX_WAIT_SECONDS = 3600.0
+MAX_WAIT_SECONDS = 600.0
+"""mcp-task's cap: a longer wait is clamped to it, not refused."""
 STATUSES = [s.value for s in TaskStatus]
 AGENT_TOOL_PREFIX = "agent_"
 _MAX_TOOL_NAME = 64  # the strictest common client limit (e.g. ^[a-zA-Z0-9_-]{1,64}$)
@@ -127,10 +128,9 @@ WAIT_FOR_TASK = types.Tool(
             "timeout_seconds": {
                 "type": "number",
                 "exclusiveMinimum": 0,
-                "maximum": MAX_WAIT_SECONDS,
                 "default": DEFAULT_WAIT_SECONDS,
-                "description": f"Give up after this long (default {DEFAULT_WAIT_SECONDS:g}); "
-                "the task goes on.",
+                "description": f"Give up after this long (default {DEFAULT_WAIT_SECONDS:g}, "
+                f"at most {MAX_WAIT_SECONDS:g}: longer waits are clamped); the task goes on.",
             },
             "return_all": {
                 "type": "boolean",
@@ -148,7 +148,7 @@ LIST_TASKS = types.Tool(
     description="This gateway's tasks, newest first, with counts per status.",
     input_schema=_object(
         {
-            "status_filter": {"type": "string", "enum": STATUSES},
+            "status_filter": {"type": "string", "enum": list(STATUSES)},
             "batch_id": _ID,
             "recent_only": {
                 "type": "boolean",

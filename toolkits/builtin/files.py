@@ -12,12 +12,13 @@ import asyncio
 import fnmatch
 import logging
 import os
-import re
 import stat
+import time
 from collections.abc import Iterator
 from pathlib import Path, PurePath
 from typing import Annotated, Literal
 
+import regex
 from pydantic import BaseModel, Field
 
 from taskroom.host.protocol import ErrorCode, RoomError
@@ -28,6 +29,9 @@ logger = logging.getLogger(__name__)
 
 MAX_LINE_CHARS = 500
 """A grep match longer than this is cut, so one minified file cannot flood the answer."""
+GREP_SECONDS = 5.0
+"""How long one grep may spend matching: a backtracking pattern is stopped, not left to
+hold a worker thread (and the host) for ever."""
 
 
 class Entry(BaseModel):
@@ -46,9 +50,11 @@ class FileText(BaseModel):
     path: str
     content: str
     start_line: int
-    end_line: int
+    end_line: int = Field(description="The last line in content (earlier when truncated).")
     total_lines: int
     size: int = Field(description="Size of the whole file in bytes.")
+    truncated: bool = False
+    notice: str | None = Field(None, description="Why content stops early, and how to go on.")
 
 
 class GlobMatches(BaseModel):
@@ -116,10 +122,19 @@ def _os_error(exc: OSError, action: str, shown: str) -> RoomError:
 class _Files:
     """The blocking file work behind each tool; the tools run it in a worker thread."""
 
-    def __init__(self, root: Path, max_read_bytes: int, max_write_bytes: int) -> None:
+    def __init__(
+        self,
+        root: Path,
+        max_read_bytes: int,
+        max_write_bytes: int,
+        max_read_chars: int,
+        grep_seconds: float,
+    ) -> None:
         self.root = root
         self.max_read_bytes = max_read_bytes
         self.max_write_bytes = max_write_bytes
+        self.max_read_chars = max_read_chars
+        self.grep_seconds = grep_seconds
 
     def inside(self, path: Path) -> bool:
         try:
@@ -235,13 +250,34 @@ class _Files:
                 f"start_line {start_line} is past the end of {self.rel(target)} "
                 f"({len(lines)} lines)",
             )
+        shown = lines[first - 1 : last]
+        kept, chars = 0, 0
+        while kept < len(shown) and chars + len(shown[kept]) <= self.max_read_chars:
+            chars += len(shown[kept])
+            kept += 1
+        notice = None
+        if kept < len(shown):
+            if kept == 0:  # one line over the cap on its own: its start
+                content = shown[0][: self.max_read_chars]
+                notice = f"line {first} is cut at {self.max_read_chars:,} characters"
+            else:
+                content = "".join(shown[:kept])
+                notice = (
+                    f"truncated at {self.max_read_chars:,} characters after line "
+                    f"{first + kept - 1}; read on with start_line={first + kept}"
+                )
+            last = first + max(kept, 1) - 1
+        else:
+            content = "".join(shown)
         return FileText(
             path=self.rel(target),
-            content="".join(lines[first - 1 : last]),
+            content=content,
             start_line=first,
             end_line=last,
             total_lines=len(lines),
             size=len(text.encode("utf-8")),
+            truncated=notice is not None,
+            notice=notice,
         )
 
     def glob(self, pattern: str, max_results: int) -> GlobMatches:
@@ -265,11 +301,12 @@ class _Files:
         self, pattern: str, path: str, include: str | None, ignore_case: bool, max_matches: int
     ) -> GrepMatches:
         try:
-            regex = re.compile(pattern, re.IGNORECASE if ignore_case else 0)
-        except re.error as exc:
+            compiled = regex.compile(pattern, regex.IGNORECASE if ignore_case else 0)
+        except regex.error as exc:
             raise RoomError(
                 ErrorCode.INVALID_REQUEST, f"invalid regex {pattern!r}: {exc}"
             ) from None
+        deadline = time.monotonic() + self.grep_seconds
         target = resolve_within(self.root, path)
         if target.is_file():
             files = [target]
@@ -291,7 +328,18 @@ class _Files:
             searched += 1
             for number, line in enumerate(_lines(text), 1):
                 line = line.rstrip("\r\n")
-                if regex.search(line) is None:
+                try:
+                    found = compiled.search(
+                        line, timeout=max(deadline - time.monotonic(), 0.001), concurrent=True
+                    )
+                except TimeoutError:
+                    raise RoomError(
+                        ErrorCode.TIMEOUT,
+                        f"grep gave up after {self.grep_seconds:g} s of matching {pattern!r} "
+                        f"(at {self.rel(file)}:{number}); the pattern backtracks too much or "
+                        "the search is too wide: simplify it or narrow path/include",
+                    ) from None
+                if found is None:
                     continue
                 if len(matches) == max_matches:
                     return GrepMatches(
@@ -362,17 +410,25 @@ def files_toolkit(
     *,
     max_read_bytes: int = 1_000_000,
     max_write_bytes: int = 1_000_000,
+    max_read_chars: int = 50_000,
+    grep_seconds: float = GREP_SECONDS,
     name: str = "files",
+    lock: asyncio.Lock | None = None,
 ) -> Toolkit:
     """A toolkit over the files under ``root`` (created if missing).
 
     list, read, glob and grep are read_only, so read_only tasks may use them; write and
-    edit change files and are refused to read_only tasks by the room.
+    edit change files and are refused to read_only tasks by the room. A file over
+    ``max_read_bytes`` is refused; a read longer than ``max_read_chars`` is cut with a
+    notice saying where to read on. ``lock`` serialises write and edit with other writers
+    of the same tree.
     """
     base = Path(root).expanduser()
     base.mkdir(parents=True, exist_ok=True)
-    fs = _Files(base.resolve(strict=True), max_read_bytes, max_write_bytes)
-    writing = asyncio.Lock()  # an edit's read-modify-write must not interleave with another
+    fs = _Files(
+        base.resolve(strict=True), max_read_bytes, max_write_bytes, max_read_chars, grep_seconds
+    )
+    writing = lock or asyncio.Lock()  # an edit's read-modify-write must not interleave
 
     @tool(name="list", read_only=True)
     async def list_files(
