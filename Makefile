@@ -16,8 +16,7 @@ install: $(BIN)/taskroom
 demo: install
 	$(BIN)/taskroom up --demo
 
-test: install browser
-	$(BIN)/ruff check .
+test: lint browser
 	$(BIN)/pytest -q
 
 # Studio tests drive Debian's Chromium (test tools cannot download their own browsers here).
