@@ -5,8 +5,9 @@ dynamic runner's ``output_schema``) and are checked on the room's event loop, so
 check must be cheap and bounded:
 
 - No reference is ever fetched. Every validator resolves ``$ref`` against a registry whose
-  ``retrieve`` refuses; only references inside the schema (and the bundled metaschemas)
-  resolve, and :func:`check_schema` refuses a schema with any other reference up front.
+  ``retrieve`` refuses, and :func:`check_schema` refuses up front a schema with any
+  reference that does not land on one of its own subschemas. Every subschema is read as
+  2020-12 (``$schema`` is dropped), so none escapes to jsonschema's stock validator.
 - Regexes (``pattern``, ``patternProperties``, ``format: regex``) run on RE2, which
   matches in time linear in the text: no pattern can backtrack.
 - A schema's nesting depth, number of values and size are bounded, and each validation
@@ -19,7 +20,6 @@ check must be cheap and bounded:
 from __future__ import annotations
 
 import json
-import logging
 import threading
 import time
 from collections import OrderedDict
@@ -39,8 +39,6 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from taskroom.host.protocol import ErrorCode, RoomError
-
-logger = logging.getLogger(__name__)
 
 MAX_SCHEMA_DEPTH = 32
 """Deepest nesting of objects and arrays in a schema (``{"type": "string"}`` is 1)."""
