@@ -20,10 +20,10 @@ from taskroom.agents.adapter import LLMAdapter
 from taskroom.agents.llm_task_runner import LLMTaskRunner, prompt_input_schema
 from taskroom.agents.providers import RoutedAdapter
 from taskroom.agents.task_runner import TaskContext
-from taskroom.host.client.room_client import RoomClient
 from taskroom.host.protocol import ErrorCode, RoomError
 from taskroom.toolkits.builtin.workspace import DEFAULT_SHELL_TIMEOUT, workspace_toolkit
 from taskroom.toolkits.requirements import remote_toolkit
+from taskroom.toolkits.room import HostingRoom
 from taskroom.toolkits.toolkit import Toolkit
 
 logger = logging.getLogger(__name__)
@@ -104,7 +104,7 @@ class WorkspaceTaskRunner(LLMTaskRunner):
         toolkit.allowed_callers = self.allowed_callers
         return toolkit
 
-    async def start(self, room: RoomClient) -> None:
+    async def start(self, room: HostingRoom) -> None:
         await room.host_toolkit(self.tools)
         await super().start(room)
 
