@@ -13,7 +13,6 @@ import contextlib
 import json
 import logging
 import time
-import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
@@ -155,7 +154,8 @@ class McpGateway:
         self.agent_tools: dict[str, AgentTool] = {}
         self.clients = ClientRooms(room, on_join=self._admit)
         self.bus = InMemorySubscriptionBus()
-        self._sessions: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._sessions: dict[str, Any] = {}
+        """The latest request's session per client connection, to reach it unasked."""
         self._offs = [
             room.on("toolkit.registered", self._on_toolkit_change),
             room.on("toolkit.unregistered", self._on_toolkit_change),
@@ -192,7 +192,7 @@ class McpGateway:
     async def _list_tools(
         self, ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
-        self._sessions.add(ctx.session)
+        self._remember(ctx)
         agents = self.agent_tools
         try:
             room = await self.clients.for_request(ctx.request)
@@ -207,7 +207,7 @@ class McpGateway:
         self, ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
     ) -> types.CallToolResult:
         name, arguments = params.name, params.arguments or {}
-        self._sessions.add(ctx.session)
+        self._remember(ctx)
         room = self.room
         try:
             room = await self.clients.for_request(ctx.request)
@@ -295,16 +295,24 @@ class McpGateway:
         if after != before:
             await self.notify_tools_changed()
 
+    def _remember(self, ctx: ServerRequestContext[Any]) -> None:
+        """Keep a session of each client connection (stdio's one, or per HTTP session id):
+        a session sends its unrelated notifications on its connection's own channel."""
+        headers = getattr(ctx.request, "headers", None)
+        key = headers.get("mcp-session-id", "") if headers is not None else "stdio"
+        if key:
+            self._sessions[key] = ctx.session
+
     async def notify_tools_changed(self) -> None:
         """``notifications/tools/list_changed`` to every client: handshake-era sessions
         directly, newer ones through their ``subscriptions/listen`` streams."""
         await self.bus.publish(ToolsListChanged())
-        for session in list(self._sessions):
+        for key, session in list(self._sessions.items()):
             try:
                 await session.send_tool_list_changed()
             except Exception as exc:  # a client that went away
                 logger.debug("tools/list_changed not sent: %s", exc)
-                self._sessions.discard(session)
+                self._sessions.pop(key, None)
 
     async def refresh_agents(self, room: RoomClient) -> dict[str, AgentTool]:
         """Every task runner ``room`` shows as an ``agent_<name>`` tool, named stably."""
