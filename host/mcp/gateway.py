@@ -14,7 +14,6 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -37,7 +36,8 @@ from taskroom.host.mcp.tools import (
     DEFAULT_WAIT_SECONDS,
     MAX_WAIT_SECONDS,
     TASK_TOOLS,
-    agent_tool_name,
+    AgentTool,
+    agent_tools,
 )
 from taskroom.host.mcp.waiting import Report, relayed, wait_for_next, wait_until_finished
 from taskroom.host.protocol import ErrorCode, RoomError
@@ -67,16 +67,6 @@ Handler = Callable[
 
 class ToolError(Exception):
     """A tool call that cannot succeed; it is answered as ``isError`` with this message."""
-
-
-@dataclass(frozen=True)
-class AgentTool:
-    """A task runner in the room, offered as an MCP tool."""
-
-    agent: str
-    tool: types.Tool
-    run_input: dict[str, Any]
-    """The agent's own input schema: whether it takes a ``model_selection`` record."""
 
 
 def _version() -> str:
@@ -316,42 +306,7 @@ class McpGateway:
 
     async def refresh_agents(self, room: RoomClient) -> dict[str, AgentTool]:
         """Every task runner ``room`` shows as an ``agent_<name>`` tool, named stably."""
-        found: dict[str, AgentTool] = {}
-        seen: set[str] = set()
-        instances = await room.list_toolkits()
-        for instance in sorted(instances, key=lambda i: i.toolkit.name):
-            spec = instance.toolkit
-            if not spec.metadata.get("agent") or spec.name in seen:
-                continue
-            run_tool = spec.metadata.get("tool") or f"run_{spec.name}_task"
-            tool_spec = next((t for t in spec.tools if t.name == run_tool), None)
-            if tool_spec is None or tool_spec.input_schema.get("type") != "object":
-                logger.debug(
-                    "agent %s has no object-input tool %s; not offered", spec.name, run_tool
-                )
-                continue
-            seen.add(spec.name)
-            name = base = agent_tool_name(spec.name)
-            suffix = 2
-            while name in found:
-                name, suffix = f"{base[:60]}_{suffix}", suffix + 1
-            output = tool_spec.output_schema
-            found[name] = AgentTool(
-                spec.name,
-                run_input=tool_spec.input_schema,
-                tool=types.Tool(
-                    name=name,
-                    title=spec.title or tool_spec.title or spec.name,
-                    description=(
-                        f"{spec.description or tool_spec.description or spec.name} "
-                        f"(agent {spec.name!r}; runs as a durable task in the room and returns "
-                        "its result; progress notifications while it runs)"
-                    ),
-                    input_schema=tool_spec.input_schema,
-                    output_schema=output if (output or {}).get("type") == "object" else None,
-                    annotations=types.ToolAnnotations(open_world_hint=True),
-                ),
-            )
+        found = agent_tools(await room.list_toolkits())
         if room is self.room:
             self.agent_tools = found
         return found
