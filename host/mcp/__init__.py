@@ -3,7 +3,7 @@
 ``taskroom mcp`` runs it over stdio or streamable HTTP; see docs/mcp.md.
 """
 
-from taskroom.host.mcp.gateway import AgentTool, McpGateway, ToolError
+from taskroom.host.mcp.gateway import McpGateway, ToolError
 from taskroom.host.mcp.models import (
     BUILTIN_CLASSES,
     ModelCatalog,
@@ -12,7 +12,7 @@ from taskroom.host.mcp.models import (
 )
 from taskroom.host.mcp.prompt import FileAccess, FileRefused, build_prompt
 from taskroom.host.mcp.serve import GatewayOptions, http_app, run_gateway, serve_http, serve_stdio
-from taskroom.host.mcp.tools import DEFAULT_AGENT, TASK_TOOLS, agent_tool_name
+from taskroom.host.mcp.tools import DEFAULT_AGENT, TASK_TOOLS, AgentTool, agent_tool_name
 
 __all__ = [
     "BUILTIN_CLASSES",

@@ -14,18 +14,21 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import anyio
 import mcp_types as types
 from mcp.server import Server, ServerRequestContext
+from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler, ToolsListChanged
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from taskroom.agents.providers import ProviderError, RoutedAdapter
+from taskroom.agents.workspace_runner import WorkspaceTaskRunner
 from taskroom.host.client.room_client import RoomClient
 from taskroom.host.mcp import answers
+from taskroom.host.mcp.identity import ClientRooms
 from taskroom.host.mcp.models import ModelCatalog, ModelChoice, ModelError
 from taskroom.host.mcp.prompt import FileAccess, FileRefused, build_prompt
 from taskroom.host.mcp.tools import (
@@ -33,12 +36,12 @@ from taskroom.host.mcp.tools import (
     DEFAULT_WAIT_SECONDS,
     MAX_WAIT_SECONDS,
     TASK_TOOLS,
-    agent_tool_name,
+    AgentTool,
+    agent_tools,
 )
 from taskroom.host.mcp.waiting import Report, relayed, wait_for_next, wait_until_finished
 from taskroom.host.protocol import ErrorCode, RoomError
 from taskroom.host.protocol.errors import TaskroomError
-from taskroom.host.protocol.tasks import task_tool_name
 from taskroom.toolkits.toolkit import schema_validator, validation_error
 
 logger = logging.getLogger(__name__)
@@ -65,16 +68,6 @@ Handler = Callable[
 
 class ToolError(TaskroomError):
     """A tool call that cannot succeed; it is answered as ``isError`` with this message."""
-
-
-@dataclass(frozen=True)
-class AgentTool:
-    """A task runner in the room, offered as an MCP tool."""
-
-    agent: str
-    tool: types.Tool
-    run_input: dict[str, Any]
-    """The agent's own input schema: whether it takes a ``model_selection`` record."""
 
 
 def _version() -> str:
@@ -137,16 +130,27 @@ class McpGateway:
         models: ModelCatalog | None = None,
         files: FileAccess | None = None,
         default_agent: str = DEFAULT_AGENT,
+        runner: WorkspaceTaskRunner | None = None,
         reconnect_grace: float = 2.0,
         progress_interval: float = 1.0,
     ) -> None:
         self.room = room
         self.models = models or ModelCatalog.load()
         self.files = files or FileAccess([])
+        self.runner = runner
+        """The workspace runner this gateway hosts (in ``room``), if it hosts one."""
         self.default_agent = default_agent
         self.reconnect_grace = reconnect_grace
         self.progress_interval = progress_interval
         self.agent_tools: dict[str, AgentTool] = {}
+        self.clients = ClientRooms(room, on_join=self._admit)
+        self.bus = InMemorySubscriptionBus()
+        self._sessions: dict[str, Any] = {}
+        """The latest request's session per client connection, to reach it unasked."""
+        self._offs = [
+            room.on("toolkit.registered", self._on_toolkit_change),
+            room.on("toolkit.unregistered", self._on_toolkit_change),
+        ]
         self._validators = {
             name: schema_validator(t.input_schema) for name, t in TASK_TOOLS.items()
         }
@@ -165,44 +169,58 @@ class McpGateway:
             instructions=INSTRUCTIONS,
             on_list_tools=self._list_tools,
             on_call_tool=self._call_tool,
+            on_subscriptions_listen=ListenHandler(self.bus),
         )
+
+    async def close(self) -> None:
+        """Stop following the room and leave it as every HTTP client's identity."""
+        for off in self._offs:
+            off()
+        await self.clients.close()
 
     # --- MCP handlers -------------------------------------------------------------------
 
     async def _list_tools(
         self, ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
+        self._remember(ctx)
+        agents = self.agent_tools
         try:
-            await self._ensure_connected()
-            await self.refresh_agents()
+            room = await self.clients.for_request(ctx.request)
+            await self._ensure_connected(room)
+            agents = await self.refresh_agents(room)
         except (RoomError, ToolError) as exc:
             logger.warning("listing the room's agents failed, offering the last known: %s", exc)
-        tools = [*TASK_TOOLS.values(), *(a.tool for a in self.agent_tools.values())]
+        tools = [*TASK_TOOLS.values(), *(a.tool for a in agents.values())]
         return types.ListToolsResult(tools=tools)
 
     async def _call_tool(
         self, ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
     ) -> types.CallToolResult:
         name, arguments = params.name, params.arguments or {}
+        self._remember(ctx)
+        room = self.room
         try:
-            await self._ensure_connected()
+            room = await self.clients.for_request(ctx.request)
+            await self._ensure_connected(room)
             if name in TASK_TOOLS:
                 problem = validation_error(arguments, self._validators[name])
                 if problem:
                     raise ToolError(f"invalid arguments for {name}: {problem}")
-                answer = await self._handlers[name](ctx, arguments)
+                answer = await self._handlers[name](ctx, room, arguments)
                 return answer if isinstance(answer, types.CallToolResult) else _ok(answer)
-            if name not in self.agent_tools:
-                await self.refresh_agents()
-            agent = self.agent_tools.get(name)
+            agents = self.agent_tools if room is self.room else {}
+            if name not in agents:
+                agents = await self.refresh_agents(room)
+            agent = agents.get(name)
             if agent is None:
-                known = ", ".join([*TASK_TOOLS, *self.agent_tools])
+                known = ", ".join([*TASK_TOOLS, *agents])
                 raise ToolError(f"no tool {name!r}; this gateway offers: {known}")
-            return await self._run_agent(ctx, agent, arguments)
-        except (ToolError, ModelError, FileRefused) as exc:
+            return await self._run_agent(ctx, room, agent, arguments)
+        except (ToolError, ModelError, FileRefused, ProviderError) as exc:
             return _error(str(exc))
         except RoomError as exc:
-            return _error(self._room_message(exc))
+            return _error(self._room_message(room, exc))
         except Exception as exc:
             logger.exception("tool %s failed", name)
             return _error(f"internal error in the MCP gateway: {type(exc).__name__}: {exc}")
@@ -215,27 +233,28 @@ class McpGateway:
 
     # --- room access ----------------------------------------------------------------------
 
-    async def _ensure_connected(self) -> None:
+    async def _ensure_connected(self, room: RoomClient) -> None:
         """Fail fast while the room is away, instead of holding the call for the reconnect."""
-        if self.room.closed:
+        if room.closed:
             raise ToolError(
-                f"the gateway is no longer in room {self.room.room_name!r}; restart it "
+                f"the gateway is no longer in room {room.room_name!r}; restart it "
                 "(its token may have been refused or it was dismissed)"
             )
-        if self.room.connected.is_set():
+        if room.connected.is_set():
             return
         try:
-            await asyncio.wait_for(self.room.connected.wait(), self.reconnect_grace)
+            await asyncio.wait_for(room.connected.wait(), self.reconnect_grace)
         except TimeoutError:
             raise ToolError(
-                f"the gateway lost its connection to room {self.room.room_name!r} at "
-                f"{self.room.base_url} and is reconnecting in the background; try again shortly"
+                f"the gateway lost its connection to room {room.room_name!r} at "
+                f"{room.base_url} and is reconnecting in the background; try again shortly"
             ) from None
 
-    def _room_message(self, exc: RoomError) -> str:
+    @staticmethod
+    def _room_message(room: RoomClient, exc: RoomError) -> str:
         if exc.code == ErrorCode.UNAVAILABLE:
             return (
-                f"room {self.room.room_name!r} at {self.room.base_url} is unavailable "
+                f"room {room.room_name!r} at {room.base_url} is unavailable "
                 f"({exc.message}); the gateway keeps reconnecting, so try again shortly"
             )
         message = exc.message
@@ -244,51 +263,59 @@ class McpGateway:
             message += "; agents in the room: " + (", ".join(agents) or "none")
         return message
 
-    async def refresh_agents(self) -> dict[str, AgentTool]:
-        """Every task runner in the room as an ``agent_<name>`` tool, named stably."""
-        found: dict[str, AgentTool] = {}
-        seen: set[str] = set()
-        instances = await self.room.list_toolkits()
-        for instance in sorted(instances, key=lambda i: i.toolkit.name):
-            spec = instance.toolkit
-            if not spec.metadata.get("agent") or spec.name in seen:
-                continue
-            run_tool = spec.metadata.get("tool") or task_tool_name(spec.name)
-            tool_spec = next((t for t in spec.tools if t.name == run_tool), None)
-            if tool_spec is None or tool_spec.input_schema.get("type") != "object":
-                logger.debug(
-                    "agent %s has no object-input tool %s; not offered", spec.name, run_tool
-                )
-                continue
-            seen.add(spec.name)
-            name = base = agent_tool_name(spec.name)
-            suffix = 2
-            while name in found:
-                name, suffix = f"{base[:60]}_{suffix}", suffix + 1
-            output = tool_spec.output_schema
-            found[name] = AgentTool(
-                spec.name,
-                run_input=tool_spec.input_schema,
-                tool=types.Tool(
-                    name=name,
-                    title=spec.title or tool_spec.title or spec.name,
-                    description=(
-                        f"{spec.description or tool_spec.description or spec.name} "
-                        f"(agent {spec.name!r}; runs as a durable task in the room and returns "
-                        "its result; progress notifications while it runs)"
-                    ),
-                    input_schema=tool_spec.input_schema,
-                    output_schema=output if (output or {}).get("type") == "object" else None,
-                    annotations=types.ToolAnnotations(open_world_hint=True),
-                ),
-            )
-        self.agent_tools = found
+    async def _admit(self, client: RoomClient) -> None:
+        """Let an HTTP client's identity use the workspace runner this gateway hosts."""
+        name = client.participant.name if client.participant else None
+        if self.runner is None or name is None or name in self.runner.allowed_callers:
+            return
+        self.runner.allowed_callers.append(name)
+        await self.room.host_toolkit(self.runner.make_toolkit())
+
+    async def _on_toolkit_change(self, event: dict[str, Any]) -> None:
+        """Tell clients the tool list changed when an agent joins or leaves the room."""
+        spec = event.get("toolkit") or {}
+        was_agent = any(a.agent == event.get("name") for a in self.agent_tools.values())
+        if not ((spec.get("metadata") or {}).get("agent") or was_agent):
+            return
+        before = set(self.agent_tools)
+        try:
+            after = set(await self.refresh_agents(self.room))
+        except RoomError as exc:
+            logger.debug("refreshing agents after a room change: %s", exc)
+            return
+        if after != before:
+            await self.notify_tools_changed()
+
+    def _remember(self, ctx: ServerRequestContext[Any]) -> None:
+        """Keep a session of each client connection (stdio's one, or per HTTP session id):
+        a session sends its unrelated notifications on its connection's own channel."""
+        headers = getattr(ctx.request, "headers", None)
+        key = headers.get("mcp-session-id", "") if headers is not None else "stdio"
+        if key:
+            self._sessions[key] = ctx.session
+
+    async def notify_tools_changed(self) -> None:
+        """``notifications/tools/list_changed`` to every client: handshake-era sessions
+        directly, newer ones through their ``subscriptions/listen`` streams."""
+        await self.bus.publish(ToolsListChanged())
+        for key, session in list(self._sessions.items()):
+            try:
+                await session.send_tool_list_changed()
+            except Exception as exc:  # a client that went away
+                logger.debug("tools/list_changed not sent: %s", exc)
+                self._sessions.pop(key, None)
+
+    async def refresh_agents(self, room: RoomClient) -> dict[str, AgentTool]:
+        """Every task runner ``room`` shows as an ``agent_<name>`` tool, named stably."""
+        found = agent_tools(await room.list_toolkits())
+        if room is self.room:
+            self.agent_tools = found
         return found
 
     # --- the six task tools -----------------------------------------------------------------
 
     async def _run_task(
-        self, ctx: ServerRequestContext[Any], args: dict[str, Any]
+        self, ctx: ServerRequestContext[Any], room: RoomClient, args: dict[str, Any]
     ) -> dict[str, Any]:
         names = _model_list(args.get("model"))
         read_only = bool(args.get("read_only", False))
@@ -300,9 +327,10 @@ class McpGateway:
             output=args.get("output"),
         )
         agent = args.get("agent") or self.default_agent
-        arguments = await self._task_arguments(agent, {"prompt": prompt}, choices)
+        self._check_keys(agent, choices)
+        arguments = await self._task_arguments(room, agent, {"prompt": prompt}, choices)
         try:
-            started = await self.room.tasks.start(
+            started = await room.tasks.start(
                 agent, arguments, models=[c.model for c in choices], read_only=read_only
             )
         except RoomError as exc:
@@ -316,14 +344,14 @@ class McpGateway:
         return answers.started(started["tasks"], agent, started["batch_id"], choices)
 
     async def _check_task_status(
-        self, ctx: ServerRequestContext[Any], args: dict[str, Any]
+        self, ctx: ServerRequestContext[Any], room: RoomClient, args: dict[str, Any]
     ) -> dict[str, Any]:
-        return answers.status(await self.room.tasks.get(args["task_id"]))
+        return answers.status(await room.tasks.get(args["task_id"]))
 
     async def _get_task_result(
-        self, ctx: ServerRequestContext[Any], args: dict[str, Any]
+        self, ctx: ServerRequestContext[Any], room: RoomClient, args: dict[str, Any]
     ) -> types.CallToolResult:
-        task = await self.room.tasks.get(args["task_id"])
+        task = await room.tasks.get(args["task_id"])
         if not answers.finished(task):
             raise ToolError(
                 f"Task {task['id']} is not complete. Status: {task['status']}. wait_for_task "
@@ -332,52 +360,50 @@ class McpGateway:
         return _ok(answers.result(task), text=answers.result_text(task))
 
     async def _cancel_task(
-        self, ctx: ServerRequestContext[Any], args: dict[str, Any]
+        self, ctx: ServerRequestContext[Any], room: RoomClient, args: dict[str, Any]
     ) -> dict[str, Any]:
         task_id, batch_id = self._one_target(args)
         if task_id is not None:
             try:
-                await self.room.tasks.cancel(task_id)
+                await room.tasks.cancel(task_id)
             except RoomError as exc:
                 if exc.code != ErrorCode.CONFLICT:
                     raise
                 return answers.cancelled_task(task_id, False, exc.details.get("status"))
-            task = (await self.room.tasks.wait(task_id, timeout=CANCEL_SETTLE_SECONDS))["tasks"][0]
+            task = (await room.tasks.wait(task_id, timeout=CANCEL_SETTLE_SECONDS))["tasks"][0]
             return answers.cancelled_task(task_id, True, task["status"])
-        cancelled = (await self.room.tasks.cancel(batch_id=batch_id))["cancelled"]
-        settled = await self.room.tasks.wait(batch_id=batch_id, timeout=CANCEL_SETTLE_SECONDS)
+        cancelled = (await room.tasks.cancel(batch_id=batch_id))["cancelled"]
+        settled = await room.tasks.wait(batch_id=batch_id, timeout=CANCEL_SETTLE_SECONDS)
         return answers.cancelled_batch(batch_id, len(settled["tasks"]), cancelled)
 
     async def _wait_for_task(
-        self, ctx: ServerRequestContext[Any], args: dict[str, Any]
+        self, ctx: ServerRequestContext[Any], room: RoomClient, args: dict[str, Any]
     ) -> dict[str, Any]:
         task_id, batch_id = self._one_target(args)
         timeout = min(float(args.get("timeout_seconds", DEFAULT_WAIT_SECONDS)), MAX_WAIT_SECONDS)
         began = time.monotonic()
         report = _reporter(ctx)
         if task_id is not None:
-            task = await self.room.tasks.get(task_id)
-            async with relayed(self.room, [task], report, self.progress_interval):
-                waited = await self.room.tasks.wait(task_id, timeout=timeout)
+            task = await room.tasks.get(task_id)
+            async with relayed(room, [task], report, self.progress_interval):
+                waited = await room.tasks.wait(task_id, timeout=timeout)
             return answers.waited_task(
                 waited["tasks"][0], waited["timed_out"], timeout, time.monotonic() - began
             )
         assert batch_id is not None
-        tasks = await self._batch(batch_id)
+        tasks = await self._batch(room, batch_id)
         before = {t["id"] for t in tasks if answers.finished(t)}
         return_all = bool(args.get("return_all"))
         timed_out = False
         if len(before) < len(tasks):
-            async with relayed(self.room, tasks, report, self.progress_interval, batch_id=batch_id):
+            async with relayed(room, tasks, report, self.progress_interval, batch_id=batch_id):
                 if return_all:
-                    waited = await self.room.tasks.wait(
-                        batch_id=batch_id, mode="all", timeout=timeout
-                    )
+                    waited = await room.tasks.wait(batch_id=batch_id, mode="all", timeout=timeout)
                     timed_out = waited["timed_out"]
                 else:
                     unfinished = [t["id"] for t in tasks if t["id"] not in before]
-                    timed_out = not await wait_for_next(self.room, unfinished, timeout)
-            tasks = await self._batch(batch_id)
+                    timed_out = not await wait_for_next(room, unfinished, timeout)
+            tasks = await self._batch(room, batch_id)
         return answers.waited_batch(
             batch_id,
             tasks,
@@ -388,18 +414,16 @@ class McpGateway:
             waited=time.monotonic() - began,
         )
 
-    async def _batch(self, batch_id: str) -> list[Snapshot]:
-        tasks = (await self.room.tasks.list(batch_id=batch_id, limit=500))["tasks"]
+    async def _batch(self, room: RoomClient, batch_id: str) -> list[Snapshot]:
+        tasks = (await room.tasks.list(batch_id=batch_id, limit=500))["tasks"]
         if not tasks:
-            raise ToolError(
-                f"No tasks found with batch_id: {batch_id} (room {self.room.room_name!r})"
-            )
+            raise ToolError(f"No tasks found with batch_id: {batch_id} (room {room.room_name!r})")
         return sorted(tasks, key=lambda t: t["created_at"])
 
     async def _list_tasks(
-        self, ctx: ServerRequestContext[Any], args: dict[str, Any]
+        self, ctx: ServerRequestContext[Any], room: RoomClient, args: dict[str, Any]
     ) -> dict[str, Any]:
-        listed = await self.room.tasks.list(
+        listed = await room.tasks.list(
             status=args.get("status_filter"), batch_id=args.get("batch_id"), limit=LIST_LIMIT
         )
         tasks = listed["tasks"]
@@ -413,14 +437,22 @@ class McpGateway:
         }
         return answers.listed(tasks, filters, listed.get("next_before") is not None)
 
+    def _check_keys(self, agent: str, choices: list[ModelChoice]) -> None:
+        """For the runner hosted here, a model whose provider has no key is refused now
+        (ProviderError naming the variable), rather than failing the task later."""
+        adapter = self.runner.llm_adapter if self.runner is not None else None
+        if agent == getattr(self.runner, "name", None) and isinstance(adapter, RoutedAdapter):
+            for choice in choices:
+                adapter.table.route(choice.model)
+
     async def _task_arguments(
-        self, agent: str, arguments: dict[str, Any], choices: list[ModelChoice]
+        self, room: RoomClient, agent: str, arguments: dict[str, Any], choices: list[ModelChoice]
     ) -> dict[str, Any]:
         """The arguments, with the model choices recorded when the agent takes them."""
         known = {a.agent: a for a in self.agent_tools.values()}
         if agent not in known:
             with contextlib.suppress(RoomError):
-                known = {a.agent: a for a in (await self.refresh_agents()).values()}
+                known = {a.agent: a for a in (await self.refresh_agents(room)).values()}
         schema = known[agent].run_input if agent in known else {}
         takes = MODEL_SELECTION in (schema.get("properties") or {}) or (
             schema.get("additionalProperties", True) is not False
@@ -439,28 +471,33 @@ class McpGateway:
     # --- agent tools -------------------------------------------------------------------------
 
     async def _run_agent(
-        self, ctx: ServerRequestContext[Any], agent: AgentTool, args: dict[str, Any]
+        self,
+        ctx: ServerRequestContext[Any],
+        room: RoomClient,
+        agent: AgentTool,
+        args: dict[str, Any],
     ) -> types.CallToolResult:
         """Run one task on the agent and answer with its result, as a direct tool call would."""
         arguments = dict(args)
         if isinstance(arguments.get("model"), str):
             choice = self.models.resolve(arguments["model"])
-            arguments = await self._task_arguments(agent.agent, arguments, [choice])
+            self._check_keys(agent.agent, [choice])
+            arguments = await self._task_arguments(room, agent.agent, arguments, [choice])
             arguments["model"] = choice.model
-        started = await self.room.tasks.start(agent.agent, arguments)
+        started = await room.tasks.start(agent.agent, arguments)
         task = started["tasks"][0]
         meta = {TASK_ID_META: task["id"]}
         try:
-            async with relayed(self.room, [task], _reporter(ctx), self.progress_interval):
-                task = await wait_until_finished(self.room, task["id"])
+            async with relayed(room, [task], _reporter(ctx), self.progress_interval):
+                task = await wait_until_finished(room, task["id"])
         except asyncio.CancelledError:
             # The caller gave up: the task it started for this call should not run on.
             with anyio.CancelScope(shield=True), anyio.move_on_after(CANCEL_SETTLE_SECONDS):
                 with contextlib.suppress(RoomError):
-                    await self.room.tasks.cancel(task["id"])
+                    await room.tasks.cancel(task["id"])
             raise
         except RoomError as exc:
-            return _error(f"{self._room_message(exc)} (task {task['id']})", meta)
+            return _error(f"{self._room_message(room, exc)} (task {task['id']})", meta)
         if task["status"] != "completed":
             error = task.get("error") or {}
             return _error(

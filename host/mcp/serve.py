@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import uvicorn
+from mcp.server import NotificationOptions
 from mcp.server.stdio import stdio_server
 from starlette.applications import Starlette
 from starlette.routing import Route
 
+from taskroom.agents.workspace_runner import WorkspaceTaskRunner
 from taskroom.host.client.room_client import RoomClient
 from taskroom.host.mcp.gateway import McpGateway
 from taskroom.host.mcp.models import ModelCatalog
@@ -38,6 +41,12 @@ class GatewayOptions:
     http: bool = False
     host: str = "127.0.0.1"
     port: int = 8767
+    workspace: Path | None = None
+    """The folder of the workspace runner the gateway hosts; None: its working folder."""
+    host_runner: bool = True
+    """Host ``workspace-task-runner`` in the room, visible only to the gateway's clients."""
+    shell: bool = True
+    """Offer the runner's shell tool (to non-read_only tasks only)."""
 
 
 def http_app(gateway: McpGateway, host: str = "127.0.0.1") -> Starlette:
@@ -51,10 +60,9 @@ def http_app(gateway: McpGateway, host: str = "127.0.0.1") -> Starlette:
 
 async def serve_stdio(gateway: McpGateway) -> None:
     """Serve one client on stdin/stdout until it closes stdin."""
+    options = gateway.server.create_initialization_options(NotificationOptions(tools_changed=True))
     async with stdio_server() as (read_stream, write_stream):
-        await gateway.server.run(
-            read_stream, write_stream, gateway.server.create_initialization_options()
-        )
+        await gateway.server.run(read_stream, write_stream, options)
 
 
 async def serve_http(gateway: McpGateway, host: str, port: int) -> None:
@@ -66,14 +74,29 @@ async def serve_http(gateway: McpGateway, host: str, port: int) -> None:
 
 
 async def run_gateway(options: GatewayOptions) -> None:
-    """Join the room (RoomError if it cannot), serve, and leave the room at the end."""
+    """Join the room (RoomError if it cannot), host the workspace runner, serve, and leave."""
     room = RoomClient(options.url, options.room, options.token)
     await room.connect()
+    runner: WorkspaceTaskRunner | None = None
+    gateway: McpGateway | None = None
     try:
-        gateway = McpGateway(
-            room, models=options.models, files=options.files, default_agent=options.default_agent
-        )
         who = room.participant.name if room.participant else "?"
+        if options.host_runner:
+            runner = WorkspaceTaskRunner(
+                options.workspace or Path.cwd(),
+                shell=options.shell,
+                public=False,
+                allowed_callers=[who],
+            )
+            await runner.start(room)
+            logger.info("hosting %s over %s", runner.name, runner.workspace)
+        gateway = McpGateway(
+            room,
+            models=options.models,
+            files=options.files,
+            default_agent=options.default_agent,
+            runner=runner,
+        )
         if options.http:
             logger.info(
                 "joined %s as %s; MCP on http://%s:%d%s",
@@ -88,4 +111,8 @@ async def run_gateway(options: GatewayOptions) -> None:
             logger.info("joined %s as %s; MCP on stdio", options.room, who)
             await serve_stdio(gateway)
     finally:
+        if gateway is not None:
+            await gateway.close()
+        if runner is not None:
+            await runner.stop()
         await room.close()

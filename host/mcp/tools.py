@@ -6,15 +6,23 @@ the behaviour behind them is the room's (durable tasks, prompt cancel, pushed pr
 
 from __future__ import annotations
 
+import logging
 import re
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import mcp_types as types
 
+from taskroom.agents.workspace_runner import WORKSPACE_AGENT
 from taskroom.host.mcp.models import BUILTIN_CLASSES
-from taskroom.host.protocol.tasks import TaskStatus
+from taskroom.host.protocol.messages import ToolkitInstance
+from taskroom.host.protocol.tasks import TaskStatus, task_tool_name
 
-DEFAULT_AGENT = "llm-task-runner"
+logger = logging.getLogger(__name__)
+
+DEFAULT_AGENT = WORKSPACE_AGENT
+"""The runner the gateway hosts over its working folder (see serve.py)."""
 DEFAULT_WAIT_SECONDS = 300.0
 MAX_WAIT_SECONDS = 600.0
 """mcp-task's cap: a longer wait is clamped to it, not refused."""
@@ -169,3 +177,51 @@ TASK_TOOLS: dict[str, types.Tool] = {
 def agent_tool_name(agent: str) -> str:
     """``agent_<name>`` with what strict clients refuse replaced by '_'."""
     return (AGENT_TOOL_PREFIX + re.sub(r"[^A-Za-z0-9_-]", "_", agent))[:_MAX_TOOL_NAME]
+
+
+@dataclass(frozen=True)
+class AgentTool:
+    """A task runner in the room, offered as an MCP tool."""
+
+    agent: str
+    tool: types.Tool
+    run_input: dict[str, Any]
+    """The agent's own input schema: whether it takes a ``model_selection`` record."""
+
+
+def agent_tools(instances: Iterable[ToolkitInstance]) -> dict[str, AgentTool]:
+    """Every task runner among ``instances`` as an ``agent_<name>`` tool, named stably."""
+    found: dict[str, AgentTool] = {}
+    seen: set[str] = set()
+    for instance in sorted(instances, key=lambda i: i.toolkit.name):
+        spec = instance.toolkit
+        if not spec.metadata.get("agent") or spec.name in seen:
+            continue
+        run_tool = spec.metadata.get("tool") or task_tool_name(spec.name)
+        tool_spec = next((t for t in spec.tools if t.name == run_tool), None)
+        if tool_spec is None or tool_spec.input_schema.get("type") != "object":
+            logger.debug("agent %s has no object-input tool %s; not offered", spec.name, run_tool)
+            continue
+        seen.add(spec.name)
+        name = base = agent_tool_name(spec.name)
+        suffix = 2
+        while name in found:
+            name, suffix = f"{base[:60]}_{suffix}", suffix + 1
+        output = tool_spec.output_schema
+        found[name] = AgentTool(
+            spec.name,
+            run_input=tool_spec.input_schema,
+            tool=types.Tool(
+                name=name,
+                title=spec.title or tool_spec.title or spec.name,
+                description=(
+                    f"{spec.description or tool_spec.description or spec.name} "
+                    f"(agent {spec.name!r}; runs as a durable task in the room and returns "
+                    "its result; progress notifications while it runs)"
+                ),
+                input_schema=tool_spec.input_schema,
+                output_schema=output if (output or {}).get("type") == "object" else None,
+                annotations=types.ToolAnnotations(open_world_hint=True),
+            ),
+        )
+    return found
