@@ -144,7 +144,7 @@ class OpenAICompatibleAdapter(LLMAdapter):
         super().__init__(model=model or default_model(), max_turns=max_turns)
         self._client = client
         self._owns_client = client is None
-        self._client_args = {
+        self._client_args: dict[str, Any] = {
             "api_key": api_key,
             "base_url": base_url,
             "max_retries": max_retries,

@@ -78,7 +78,8 @@ def last_user_text(body: Mapping[str, Any]) -> str:
     items = _conversation(body)
     if isinstance(items, str):
         return items
-    for item in reversed(items if isinstance(items, list) else ()):
+    listed: list[Any] = items if isinstance(items, list) else []
+    for item in reversed(listed):
         if isinstance(item, dict) and item.get("role") == "user":
             content = item.get("content")
             if isinstance(content, str):
