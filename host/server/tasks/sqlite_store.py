@@ -143,7 +143,7 @@ class SQLiteTaskStore(TaskStore):
 
     async def get(self, room: str, task_id: str) -> TaskRecord | None:
         records = await self._read(
-            self._records,
+            self._reader.records,
             "SELECT room, id, body FROM tasks WHERE room = ? AND id = ?",
             (room, task_id),
         )
@@ -209,6 +209,7 @@ class SQLiteReader:
 
     def __init__(self, path: Path, on_damage: OnDamage) -> None:
         self.path = path
+        self.on_damage = on_damage
         self.db = open_reader(path)
 
     def records(self, sql: str, params: Iterable[Any]) -> list[TaskRecord]:
