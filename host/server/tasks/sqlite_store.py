@@ -10,6 +10,7 @@ power cut can drop the last commits before a checkpoint).
 from __future__ import annotations
 
 import asyncio
+import builtins
 import json
 import logging
 import sqlite3
@@ -19,8 +20,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
-
-from pydantic import ValidationError
 
 from taskroom.host.protocol.tasks import FINISHED, TaskEvent, TaskRecord
 from taskroom.host.server.tasks.sqlite_open import describe_row_error, open_reader
@@ -59,13 +58,12 @@ class SQLiteTaskStore(TaskStore):
         max_cached_sequences: int = DEFAULT_CACHED_SEQUENCES,
     ) -> None:
         self.path = Path(path)
-        self.on_damage = on_damage
         self._closed = False
         self._last_write: asyncio.Future[Any] | None = None
         self._writer = SQLiteWriter(self.path, on_damage, max_cached_sequences)
         self._reads = ThreadPoolExecutor(max_workers=1, thread_name_prefix="task-store-reader")
         try:
-            self._db = self._reads.submit(open_reader, self.path).result()
+            self._reader = self._reads.submit(SQLiteReader, self.path, on_damage).result()
         except TaskStoreError:
             self._writer.stop()
             self._writer.join()
@@ -109,7 +107,7 @@ class SQLiteTaskStore(TaskStore):
 
     def _shut_down(self) -> None:
         self._writer.join()
-        self._db.close()
+        self._reader.close()
 
     async def _write(self, run: Callable[..., T], *args: Any) -> T:
         if self._closed:
@@ -145,7 +143,7 @@ class SQLiteTaskStore(TaskStore):
 
     async def get(self, room: str, task_id: str) -> TaskRecord | None:
         records = await self._read(
-            self._records,
+            self._reader.records,
             "SELECT room, id, body FROM tasks WHERE room = ? AND id = ?",
             (room, task_id),
         )
@@ -178,19 +176,19 @@ class SQLiteTaskStore(TaskStore):
             params.append(before)
         sql += " ORDER BY created_at DESC LIMIT ?"
         params.append(limit)
-        return await self._read(self._records, sql, params)
+        return await self._read(self._reader.records, sql, params)
 
-    async def unfinished(self, room: str | None = None) -> list[TaskRecord]:
+    async def unfinished(self, room: str | None = None) -> builtins.list[TaskRecord]:
         sql = "SELECT room, id, body FROM tasks WHERE status IN ('pending', 'running')"
         params: tuple[Any, ...] = ()
         if room is not None:
             sql += " AND room = ?"
             params = (room,)
         sql += " ORDER BY created_at"
-        return await self._read(self._records, sql, params)
+        return await self._read(self._reader.records, sql, params)
 
-    async def events(self, room: str, task_id: str, *, limit: int = 50) -> list[TaskEvent]:
-        return await self._read(self._events, room, task_id, limit)
+    async def events(self, room: str, task_id: str, *, limit: int = 50) -> builtins.list[TaskEvent]:
+        return await self._read(self._reader.events, room, task_id, limit)
 
     async def _read(self, run: Callable[..., T], *args: Any) -> T:
         """Run a query once every write issued before it has settled (read-your-writes).
@@ -205,13 +203,16 @@ class SQLiteTaskStore(TaskStore):
             await asyncio.wait([pending])
         return await asyncio.get_running_loop().run_in_executor(self._reads, run, *args)
 
-    def _query(self, sql: str, params: Iterable[Any]) -> list[Any]:
-        try:
-            return self._db.execute(sql, tuple(params)).fetchall()
-        except sqlite3.Error as exc:
-            raise TaskStoreError(f"cannot read the task store {self.path}: {exc}") from None
 
-    def _records(self, sql: str, params: Iterable[Any]) -> list[TaskRecord]:
+class SQLiteReader:
+    """The reading connection, used only on the reader thread; parses what it reads."""
+
+    def __init__(self, path: Path, on_damage: OnDamage) -> None:
+        self.path = path
+        self.on_damage = on_damage
+        self.db = open_reader(path)
+
+    def records(self, sql: str, params: Iterable[Any]) -> list[TaskRecord]:
         records = []
         for room, task_id, body in self._query(sql, params):
             try:
@@ -220,7 +221,7 @@ class SQLiteTaskStore(TaskStore):
                 self._damaged(f"task {room}/{task_id}", exc)
         return records
 
-    def _events(self, room: str, task_id: str, limit: int) -> list[TaskEvent]:
+    def events(self, room: str, task_id: str, limit: int) -> list[TaskEvent]:
         rows = self._query(
             "SELECT seq, at, data FROM task_events WHERE room = ? AND task_id = ?"
             " ORDER BY seq DESC LIMIT ?",
@@ -230,9 +231,18 @@ class SQLiteTaskStore(TaskStore):
         for seq, at, data in reversed(rows):
             try:
                 events.append(TaskEvent(seq=seq, at=at, data=json.loads(data)))
-            except (ValidationError, ValueError, TypeError) as exc:
+            except (ValueError, TypeError) as exc:
                 self._damaged(f"event {seq} of task {room}/{task_id}", exc)
         return events
+
+    def close(self) -> None:
+        self.db.close()
+
+    def _query(self, sql: str, params: Iterable[Any]) -> list[Any]:
+        try:
+            return self.db.execute(sql, tuple(params)).fetchall()
+        except sqlite3.Error as exc:
+            raise TaskStoreError(f"cannot read the task store {self.path}: {exc}") from None
 
     def _damaged(self, what: str, exc: Exception) -> None:
         """A row that does not parse: skipped if the store was opened with "skip"."""

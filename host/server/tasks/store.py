@@ -7,6 +7,7 @@ store (PostgreSQL through asyncpg, say) can implement it without SQLite's notion
 
 from __future__ import annotations
 
+import builtins
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -58,7 +59,7 @@ class TaskStore(ABC):
         """The room's records matching every given filter, newest first."""
 
     @abstractmethod
-    async def unfinished(self, room: str | None = None) -> list[TaskRecord]:
+    async def unfinished(self, room: str | None = None) -> builtins.list[TaskRecord]:
         """Pending and running records (of one room, or of all), oldest first."""
 
     @abstractmethod
@@ -69,7 +70,7 @@ class TaskStore(ABC):
         """
 
     @abstractmethod
-    async def events(self, room: str, task_id: str, *, limit: int = 50) -> list[TaskEvent]:
+    async def events(self, room: str, task_id: str, *, limit: int = 50) -> builtins.list[TaskEvent]:
         """The task's last ``limit`` events, oldest first."""
 
     @abstractmethod
