@@ -248,7 +248,8 @@ def test_no_progress_kind_is_named_like_a_frame_type():
 
 # --- the server and the docs agree with the table ------------------------------------------
 
-SENDERS = {"encode", "broadcast", "_push", "handle"}
+SENDERS = {"encode": 0, "broadcast": 0, "_push": 0, "handle": 0, "notify": 1}
+"""Functions that send or register a frame type, and the position of the type argument."""
 
 
 def _is_method(node: ast.expr) -> bool:
@@ -281,12 +282,21 @@ def _server_frame_types() -> set[str]:
             if isinstance(node, ast.Call) and node.args:
                 func = node.func
                 name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
-                first = node.args[0]
-                if name in SENDERS:
+                position = SENDERS.get(name)
+                if position is not None and len(node.args) > position:
+                    first = node.args[position]
                     if isinstance(first, ast.Constant) and isinstance(first.value, str):
                         found.add(first.value)
                     elif isinstance(first, ast.Name) and first.id in constants:
                         found.add(constants[first.id])
+            if isinstance(node, ast.Tuple) and node.elts:  # ("tasks.get", self._get, False)
+                head = node.elts[0]
+                if (
+                    isinstance(head, ast.Constant)
+                    and isinstance(head.value, str)
+                    and any(_is_method(e) for e in node.elts[1:])
+                ):
+                    found.add(head.value)
             if isinstance(node, ast.Dict):  # {"ping": self._ping, ...}
                 for key, value in zip(node.keys, node.values, strict=True):
                     elements = value.elts if isinstance(value, ast.Tuple) else [value]
@@ -358,7 +368,7 @@ async def test_a_malformed_frame_from_the_room_is_dropped_and_the_client_keeps_r
         {"type": "no.such.event", "data": {}},
     ]
     for frame in bad:
-        await peer.send(json.dumps(frame))
+        peer.send(json.dumps(frame))
     bob = await connect("bob")
     assert await alice.request("ping") == {"pong": True}
     await asyncio.sleep(0.05)
