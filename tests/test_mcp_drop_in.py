@@ -17,7 +17,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
 from taskroom.agents import LLMTaskRunner, OpenAIResponsesAdapter
-from taskroom.agents.scripted_llm_server import json_output, tool_calls
+from taskroom.agents.testing import json_output, tool_calls
 from taskroom.host.client.room_client import RoomClient
 
 from .processes import BIN, Process, free_port, wait_http
