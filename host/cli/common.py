@@ -63,7 +63,7 @@ def print_json(value: Any) -> None:
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    stderr.print(f"[red]error:[/red] {message}", highlight=False)
+    stderr.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
