@@ -378,7 +378,7 @@ async def test_exponential_agent_input_is_refused_and_the_room_keeps_answering(j
 
 def test_unique_items_is_linear():
     validator = schema_validator({"uniqueItems": True})
-    items = [{"a": i, "b": [i, {"c": str(i)}]} for i in range(5_000)]  # pairwise: 12.5M
+    items = [{"a": i, "b": [i, {"c": str(i)}]} for i in range(2_000)]  # pairwise: 2M
     # a pairwise check would run past the validator's CPU-time limit and report an error
     assert validation_error(items, validator) is None
     assert "non-unique" in validation_error([{"a": [1]}, {"a": [1.0]}], validator)
