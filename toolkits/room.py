@@ -44,7 +44,11 @@ class RoomConnection(Protocol):
         ...
 
     async def list_toolkits(
-        self, *, participant_name: str | None = None, name: str | None = None
+        self,
+        *,
+        participant_id: str | None = None,
+        participant_name: str | None = None,
+        name: str | None = None,
     ) -> list[ToolkitInstance]: ...
 
     async def put_schema(self, name: str, schema: dict[str, Any]) -> str: ...

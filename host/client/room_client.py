@@ -340,8 +340,9 @@ class RoomClient:
 
     def _on_answer(self, type_: str, frame: dict[str, Any]) -> None:
         fid = frame.get("id")
-        fut = self._pending.pop(fid, None) if fid is not None else None
-        self._progress.pop(fid, None)
+        fut = self._pending.pop(fid, None) if isinstance(fid, int) else None
+        if isinstance(fid, str | int):
+            self._progress.pop(fid, None)
         data = frame.get("data")
         if not isinstance(data, dict):
             data = {}

@@ -61,7 +61,7 @@ CANCEL_SETTLE_SECONDS = 5.0
 
 Snapshot = dict[str, Any]
 Handler = Callable[
-    [ServerRequestContext[Any], dict[str, Any]],
+    [ServerRequestContext[Any], RoomClient, dict[str, Any]],
     Awaitable[dict[str, Any] | types.CallToolResult],
 ]
 
@@ -319,7 +319,7 @@ class McpGateway:
     ) -> dict[str, Any]:
         names = _model_list(args.get("model"))
         read_only = bool(args.get("read_only", False))
-        choices = [self.models.resolve(n) for n in names or [None]]
+        choices = [self.models.resolve(n) for n in names] if names else [self.models.resolve(None)]
         prompt = build_prompt(
             args["task"],
             context=args.get("context"),
@@ -372,6 +372,7 @@ class McpGateway:
                 return answers.cancelled_task(task_id, False, exc.details.get("status"))
             task = (await room.tasks.wait(task_id, timeout=CANCEL_SETTLE_SECONDS))["tasks"][0]
             return answers.cancelled_task(task_id, True, task["status"])
+        assert batch_id is not None  # _one_target gives exactly one of the two
         cancelled = (await room.tasks.cancel(batch_id=batch_id))["cancelled"]
         settled = await room.tasks.wait(batch_id=batch_id, timeout=CANCEL_SETTLE_SECONDS)
         return answers.cancelled_batch(batch_id, len(settled["tasks"]), cancelled)
@@ -506,5 +507,9 @@ class McpGateway:
                 meta,
             )
         result = task.get("result")
-        structured = result if agent.tool.output_schema is not None else {"result": result}
+        structured: dict[str, Any] = (
+            result
+            if isinstance(result, dict) and agent.tool.output_schema is not None
+            else {"result": result}
+        )
         return _ok(structured, meta)

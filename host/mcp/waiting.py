@@ -70,7 +70,7 @@ class ProgressRelay:
     async def on_progress(self, event: dict[str, Any]) -> None:
         task_id = event.get("task_id")
         if task_id in self.status:
-            self.latest = (task_id, describe_event(event.get("data") or {}))
+            self.latest = (str(task_id), describe_event(event.get("data") or {}))
             await self.send()
 
     def on_updated(self, event: dict[str, Any]) -> None:

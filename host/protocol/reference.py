@@ -203,9 +203,15 @@ def render() -> str:
         "(`host/protocol/progress.py`). Any other kind is an agent's own event.",
         "",
     ]
-    for kind, model in [*BUILT_IN.items(), ("(any other)", AgentMessage)]:
+    kinds: list[tuple[str, type[BaseModel]]] = [*BUILT_IN.items(), ("(any other)", AgentMessage)]
+    for event_kind, model in kinds:
         doc = _doc(model)
-        out += [f"#### `{kind}`", "", f"**{model.__name__}**" + (f". {doc}" if doc else ""), ""]
+        out += [
+            f"#### `{event_kind}`",
+            "",
+            f"**{model.__name__}**" + (f". {doc}" if doc else ""),
+            "",
+        ]
         out += fields_table(model)
         out.append("")
     out.append(END)

@@ -9,6 +9,7 @@ what it receives with it, and ``docs/protocol.md`` is rendered from it
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -70,7 +71,7 @@ class MessageSpec:
     """One frame type: its data model, kind, required grant and a one-line summary."""
 
     type: str
-    model: type[BaseModel]
+    model: builtins.type[BaseModel]
     kind: Kind
     grant: str | None = None
     summary: str = ""

@@ -189,7 +189,7 @@ class RoomServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
         await site.start()
-        sockets = site._server.sockets if site._server else []  # noqa: SLF001
+        sockets = getattr(site._server, "sockets", None) or []  # noqa: SLF001
         bound = sockets[0].getsockname()[1] if sockets else port
         self.base_url = f"http://{host}:{bound}"
         logger.info("room server listening on %s", self.base_url)

@@ -116,7 +116,7 @@ class QueuedPeer:
         self._queue.clear()
         self._queued_bytes = 0
         self._writer.cancel()
-        task = asyncio.get_running_loop().create_task(self._close_socket(code, reason))
+        task = asyncio.ensure_future(self._close_socket(code, reason))
         task.add_done_callback(lambda t: t.cancelled() or t.exception())
 
     async def close(self, code: int, reason: str) -> None:

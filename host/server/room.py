@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from pydantic import BaseModel
 
@@ -67,7 +67,7 @@ class Room:
             "schemas.list": self._schemas_list,
             "schemas.remove": self._schemas_remove,
         }.items():
-            self.handle(type_, fn)
+            self.handle(type_, cast(Handler, fn))
 
     @property
     def participants(self) -> dict[str, Participant]:
@@ -135,7 +135,7 @@ class Room:
             except RoomError as exc:
                 p.send(protocol.error(frame.id, exc.code, exc.message))
                 return
-            await self.router.on_progress(p, msg.call_id, msg.data)
+            await self.router.on_progress(p, str(msg.call_id), msg.data)
             return
         entry = self.handlers.get(frame.type)
         if entry is None:

@@ -14,7 +14,7 @@ import logging
 import os
 import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePath
 from typing import Annotated, Literal
 
@@ -37,7 +37,7 @@ hold a worker thread (and the host) for ever."""
 class Entry(BaseModel):
     path: str = Field(description="Path relative to the root, with '/' separators.")
     type: Literal["file", "dir", "symlink", "other"]
-    size: int | None = Field(None, description="Size in bytes, for files.")
+    size: int | None = Field(default=None, description="Size in bytes, for files.")
 
 
 class Listing(BaseModel):
@@ -308,6 +308,7 @@ class _Files:
             ) from None
         deadline = time.monotonic() + self.grep_seconds
         target = resolve_within(self.root, path)
+        files: Iterable[Path]
         if target.is_file():
             files = [target]
         else:

@@ -7,7 +7,7 @@ import os
 import time
 from pathlib import Path
 
-from taskroom.host.protocol.tasks import TaskRecord
+from taskroom.host.protocol.tasks import TaskRecord, TaskStatus
 from taskroom.host.server.app import RoomServer
 from taskroom.host.server.room import Room
 from taskroom.host.server.tasks.manager import TaskManager
@@ -52,7 +52,7 @@ def install_tasks(
         await store.sweep(time.time() - retention)
         lost = [r for r in await store.unfinished() if r.status == "running"]
         for record in lost:
-            record.status = "failed"
+            record.status = TaskStatus.FAILED
             record.finished_at = time.time()
             record.error = {
                 "code": "unavailable",

@@ -28,6 +28,7 @@ from taskroom.host.protocol.tasks import (
     TaskRecord,
     TaskRef,
     TaskStart,
+    TaskStatus,
     TaskSubscribe,
     TaskWait,
 )
@@ -301,7 +302,7 @@ class TaskManager:
     async def _start(self, p: Participant, req: TaskStart, frame: Frame) -> dict[str, Any]:
         origin = self.router.origin_for(p)
         spec = self.router.agent(p.principal, req.agent)
-        models = req.models or [None]
+        models: list[str | None] = list(req.models) if req.models else [None]
         read_only = req.read_only or origin.read_only
         if len(models) > 1 and not read_only:
             raise RoomError(
@@ -372,7 +373,7 @@ class TaskManager:
 
     async def _run(self, live: LiveTask, instance: Instance) -> None:
         record = live.record
-        record.status = "running"
+        record.status = TaskStatus.RUNNING
         record.started_at = time.time()
         record.instance = instance.host.id
         record.attempts += 1
@@ -450,30 +451,30 @@ class TaskManager:
         record = live.record
         live.call = None
         if ok:
-            record.status = "completed"
+            record.status = TaskStatus.COMPLETED
             record.result = data.get("result")
             usage = data.get("usage")
             record.usage = usage if isinstance(usage, dict) else {}
         else:
             error = RoomError.from_data(data)
             if live.end_reason:
-                record.status = "failed"
+                record.status = TaskStatus.FAILED
                 record.error = {"code": ErrorCode.TIMEOUT.value, "message": live.end_reason}
             elif error.code == ErrorCode.CANCELLED:
-                record.status = "cancelled"
+                record.status = TaskStatus.CANCELLED
                 record.error = error.to_data()
             elif (
                 error.code == ErrorCode.UNAVAILABLE
                 and self.router.requeue_safe(record.agent)
                 and record.attempts < MAX_REQUEUES
             ):
-                record.status = "pending"
+                record.status = TaskStatus.PENDING
                 await self._save_quietly(record)
                 self.queues.setdefault(record.agent, collections.deque()).appendleft(record.id)
                 await self._dispatch(record.agent)
                 return
             else:
-                record.status = "failed"
+                record.status = TaskStatus.FAILED
                 record.error = error.to_data()
         record.finished_at = time.time()
         try:
@@ -481,7 +482,7 @@ class TaskManager:
         except TaskStoreError as exc:
             # The answer cannot be stored as it is (e.g. text sqlite refuses): record why
             # instead, so the task ends for everyone rather than staying "running".
-            record.status = "failed"
+            record.status = TaskStatus.FAILED
             record.result = None
             record.error = {
                 "code": ErrorCode.FAILED.value,
@@ -569,7 +570,8 @@ class TaskManager:
                 )
                 timed_out = bool(pending) and (req.mode == "all" or len(pending) == len(futures))
         finally:
-            mine.discard(me)  # type: ignore[arg-type]
+            if me is not None:
+                mine.discard(me)
             if not mine:
                 self.waits.pop(p, None)
             for live, fut in futures:
