@@ -393,7 +393,9 @@ def test_deeply_nested_value_is_a_clear_error():
     recursive = schema_validator({"type": "array", "items": {"$ref": "#"}})
     value = nested_list(970)
     assert "nested too deeply" in validation_error(value, recursive)
-    assert "was expected" in validation_error(value, schema_validator({"const": [1]}))
+    # refused before validation whatever the schema, so the CPU limit is never what answers
+    assert "nested too deeply" in validation_error(value, schema_validator({"const": [1]}))
+    assert "was expected" in validation_error(nested_list(150), schema_validator({"const": [1]}))
     assert validation_error(nested_list(20), recursive) is None
 
 

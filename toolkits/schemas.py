@@ -41,6 +41,8 @@ from referencing.jsonschema import DRAFT202012
 from taskroom.host.protocol import ErrorCode, RoomError
 
 MAX_SCHEMA_DEPTH = 32
+MAX_VALUE_DEPTH = 200
+"""Values nested deeper are refused before validation, which recurses once per level."""
 """Deepest nesting of objects and arrays in a schema (``{"type": "string"}`` is 1)."""
 MAX_SCHEMA_NODES = 2_000
 """Most JSON values (objects, arrays, strings, numbers...) one schema may contain."""
@@ -466,6 +468,23 @@ def _measure(schema: Any, what: str) -> None:
         stack.extend((child, depth + 1) for child in children)
 
 
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether ``value`` nests containers more than ``limit`` levels, without recursing."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
+
+
 def _canonical(schema: Any, what: str) -> str:
     try:
         text = json.dumps(schema, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -548,6 +567,8 @@ def validation_error(value: Any, validator: Any) -> str | None:
 
     A value that cannot be checked within the limits is reported as invalid, never raised.
     """
+    if _deeper_than(value, MAX_VALUE_DEPTH):
+        return f"the value is nested too deeply to check (more than {MAX_VALUE_DEPTH} levels)"
     try:
         error = _errors(validator, value)
     except RecursionError:
