@@ -246,4 +246,3 @@ class ErrorData(_Event):
     code: ErrorCode
     message: str = Field(description="what went wrong, and what to do about it")
     details: dict[str, Any] = Field(default_factory=dict)
-
