@@ -252,6 +252,33 @@ async def test_toolkit_with_broken_spec_is_refused(room):
     await assert_room_works(raw, bob)
 
 
+ILL_TYPED_METADATA = [
+    ({"labels": "math"}, "'labels': Input should be a valid list"),
+    ({"labels": ["math", 7]}, "'labels.1': Input should be a valid string"),
+    ({"agent": "yes"}, "'agent': Input should be a valid boolean"),
+    ({"agent": True, "max_concurrency": "many"}, "'max_concurrency': Input should be a valid"),
+    ({"agent": True, "max_concurrency": 0}, "'max_concurrency': Input should be greater"),
+    ({"agent": True, "tool": ["run"]}, "'tool': Input should be a valid string"),
+    ({"title": {"text": "x"}}, "'title': Input should be a valid string"),
+]
+
+
+@pytest.mark.parametrize(("metadata", "words"), ILL_TYPED_METADATA)
+async def test_ill_typed_well_known_metadata_is_refused(room, metadata, words):
+    """Studio and the router read these keys: a wrong type is refused at registration."""
+    raw, bob = room
+    spec = {"name": "labelled", "tools": [{"name": "run_labelled_task"}], "metadata": metadata}
+    answer = await raw.request("toolkits.register", spec)
+    assert answer["type"] == "error"
+    assert answer["data"]["code"] == "invalid_request"
+    assert words in answer["data"]["message"], answer["data"]["message"]
+    assert await bob.list_toolkits(name="labelled") == []
+    other = {"labels": ["math"], "kind": "llm", "anything": {"else": [1, "x"]}}
+    answer = await raw.request("toolkits.register", {**spec, "metadata": other})
+    assert answer["type"] == "response"
+    await assert_room_works(raw, bob)
+
+
 # --- tool-level failures --------------------------------------------------------------------
 
 
