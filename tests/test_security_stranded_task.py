@@ -118,3 +118,34 @@ async def test_a_lone_surrogate_answer_to_a_direct_call_is_an_error(join, full_r
         assert await agent.ping()
     finally:
         await agent.ws.close()
+
+
+ODD_ERRORS = [
+    {"code": "failed", "message": "list details", "details": ["a", "b"]},
+    {"code": {"not": "a code"}, "message": 5, "details": "text"},
+    {"code": "no_such_code"},
+]
+
+
+@pytest.mark.parametrize("error", ODD_ERRORS)
+async def test_an_odd_agent_error_ends_the_task_and_answers_the_caller(join, full_room, error):
+    """Error data of the wrong shape (issue item 11: a list as details hung the caller)."""
+    agent = await RawAgent.open(full_room.base_url, "odd")
+    alice = await join("alice")
+    try:
+        (task_id,) = (await alice.tasks.start("odd", {}))["task_ids"]
+        call = await agent.next_call()
+        await agent.send({"id": call["id"], "type": "error", "data": error})
+        waited = await asyncio.wait_for(alice.tasks.wait(task_id, timeout=30), 15)
+        assert waited["tasks"][0]["status"] == "failed"
+        assert isinstance(waited["tasks"][0]["error"].get("details", {}), dict)
+
+        direct = asyncio.create_task(alice.invoke_tool("odd", "run_odd_task", {}))
+        call = await agent.next_call()
+        await agent.send({"id": call["id"], "type": "error", "data": error})
+        with pytest.raises(RoomError) as failed:
+            await asyncio.wait_for(direct, 15)
+        assert failed.value.details["task_id"].startswith("t_")
+        assert await agent.ping()
+    finally:
+        await agent.ws.close()
