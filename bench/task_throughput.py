@@ -28,6 +28,7 @@ import contextlib
 import logging
 import os
 import secrets
+import signal
 import statistics
 import sys
 import tempfile
@@ -96,12 +97,31 @@ async def serve_agent(port: str, secret: str, concurrency: str, gated: str = "")
 
 
 def child_main(role: str, args: list[str]) -> None:
+    """Run one child. With ``TASKROOM_BENCH_PROFILE=<file>`` the room runs under cProfile
+    and writes its stats to that file when terminated; with ``TASKROOM_BENCH_LOOP=uvloop``
+    it runs on uvloop."""
     logging.basicConfig(level=logging.WARNING)
-    with contextlib.suppress(KeyboardInterrupt):
-        if role == "room":
-            asyncio.run(serve_room(*args))
-        else:
-            asyncio.run(serve_agent(*args))
+    profile_to = os.environ.get("TASKROOM_BENCH_PROFILE") if role == "room" else None
+    profiler = None
+    if profile_to:
+        import cProfile
+
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        profiler = cProfile.Profile()
+        profiler.enable()
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            main = serve_room(*args) if role == "room" else serve_agent(*args)
+            if role == "room" and os.environ.get("TASKROOM_BENCH_LOOP") == "uvloop":
+                import uvloop
+
+                uvloop.run(main)
+            else:
+                asyncio.run(main)
+    finally:
+        if profiler is not None and profile_to:
+            profiler.disable()
+            profiler.dump_stats(profile_to)
 
 
 class Child:
@@ -319,7 +339,16 @@ def main(argv: list[str] | None = None) -> int:
         default=[1000, 5000],
         help="queue lengths to compare, comma-separated",
     )
+    parser.add_argument(
+        "--profile", metavar="FILE", help="run the room under cProfile and write its stats here"
+    )
+    parser.add_argument(
+        "--loop", choices=["asyncio", "uvloop"], default="asyncio", help="the room's event loop"
+    )
     args = parser.parse_args(argv)
+    os.environ["TASKROOM_BENCH_LOOP"] = args.loop
+    if args.profile:
+        os.environ["TASKROOM_BENCH_PROFILE"] = os.path.abspath(args.profile)
     started = time.perf_counter()
     samples = asyncio.run(run(args))
     report(samples, args, time.perf_counter() - started)
