@@ -21,6 +21,7 @@ from taskroom.toolkits.context import ToolContext
 from taskroom.toolkits.requirements import (
     RequiredSchema,
     Requirement,
+    ToolkitCache,
     install_requirements,
     remote_toolkit,
     resolve_schema,
@@ -119,6 +120,7 @@ class TaskRunner:
         self.labels = list(labels)
         self.max_concurrency = max_concurrency
         self.room: HostingRoom | None = None
+        self._toolkit_cache: ToolkitCache | None = None
 
     # --- what a subclass writes --------------------------------------------------
 
@@ -158,6 +160,7 @@ class TaskRunner:
         if self._output_requirement is not None:
             self.output_schema = await resolve_schema(room, self._output_requirement)
             check_schema(self.output_schema, what=f"schema {self._output_requirement.name!r}")
+        self._toolkit_cache = ToolkitCache(room)
         await room.host_toolkit(self.make_toolkit())
         logger.info("runner %s is ready in room %s", self.name, room.room_name)
 
@@ -167,6 +170,9 @@ class TaskRunner:
                 await self.room.unhost_toolkit(self.name)
             except RoomError as exc:
                 logger.debug("unhosting %s: %s", self.name, exc.message)
+        if self._toolkit_cache is not None:
+            self._toolkit_cache.close()
+            self._toolkit_cache = None
         self.room = None
 
     async def run_task(self, tool_context: ToolContext, arguments: dict[str, Any]) -> Any:
@@ -174,7 +180,11 @@ class TaskRunner:
         room = tool_context.room or self.room
         toolkits = list(self.toolkits)
         if room is not None:
-            toolkits += await resolve_toolkits(room, self.requires)
+            cache = self._toolkit_cache
+            if cache is not None and cache.room is room:
+                toolkits += await cache.resolve(self.requires)
+            else:
+                toolkits += await resolve_toolkits(room, self.requires)
             toolkits += await self._caller_toolkits(room, arguments.get("tools") or [])
         if tool_context.read_only:
             toolkits = [_read_only_view(tk) for tk in toolkits]

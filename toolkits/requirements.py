@@ -2,16 +2,17 @@
 
 At agent start a requirement is waited for (bounded, never a hang) or, for a schema the
 agent carries, published. At each task a RequiredToolkit becomes a proxy toolkit whose
-tools call through the room on behalf of the task's caller.
+tools call through the room on behalf of the task's caller; a :class:`ToolkitCache` keeps
+those proxies between tasks until the room reports that its toolkits changed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from taskroom.host.protocol import ErrorCode, RoomError
 from taskroom.host.protocol.messages import ToolkitInstance
@@ -157,25 +158,93 @@ def _missing_message(room: RoomConnection, requirement: Requirement) -> str:
 
 async def resolve_toolkits(room: RoomConnection, requires: Sequence[Requirement]) -> list[Toolkit]:
     """Proxy toolkits for each RequiredToolkit, built fresh for one task."""
-    toolkits = []
-    for requirement in requires:
-        if not isinstance(requirement, RequiredToolkit):
-            continue
-        instance = await find_toolkit(room, requirement)
-        if instance is None:
-            raise RoomError(
-                ErrorCode.NOT_FOUND,
-                f"required toolkit {requirement.name!r} is no longer in room {room.room_name!r}",
-            )
-        toolkits.append(
-            remote_toolkit(
-                room,
-                instance,
-                requirement.tools,
-                pin_host=requirement.participant_name is not None,
-            )
+    return [
+        await _resolve(room, requirement)
+        for requirement in requires
+        if isinstance(requirement, RequiredToolkit)
+    ]
+
+
+async def _resolve(room: RoomConnection, requirement: RequiredToolkit) -> Toolkit:
+    instance = await find_toolkit(room, requirement)
+    if instance is None:
+        raise RoomError(
+            ErrorCode.NOT_FOUND,
+            f"required toolkit {requirement.name!r} is no longer in room {room.room_name!r}",
         )
-    return toolkits
+    return remote_toolkit(
+        room, instance, requirement.tools, pin_host=requirement.participant_name is not None
+    )
+
+
+@runtime_checkable
+class EventSource(Protocol):
+    """A connection that reports room events (``RoomClient`` does)."""
+
+    def on(self, type_: str, handler: Callable[[dict[str, Any]], Any]) -> Callable[[], None]: ...
+
+
+REFRESH_EVENTS = ("toolkit.registered", "toolkit.unregistered", "disconnected", "reconnected")
+"""Events after which cached proxies may point at instances that changed or are gone."""
+
+CacheKey = tuple[str, tuple[str, ...] | None, str | None]
+
+
+class ToolkitCache:
+    """The proxy toolkits of one connection's requirements, reused from task to task.
+
+    Resolving a requirement lists the room's toolkits (a round trip) and builds proxies;
+    doing it for every task costs more than a task that answers at once. The cache drops
+    everything when the room reports a toolkit registered or unregistered, or the
+    connection drops, so the next task sees the room as it is. A connection that cannot
+    report events is resolved afresh for every task.
+    """
+
+    def __init__(self, room: RoomConnection) -> None:
+        self.room = room
+        self._built: dict[CacheKey, Toolkit] = {}
+        self._generation = 0
+        self._unsubscribe: list[Callable[[], None]] = []
+        if isinstance(room, EventSource):
+            self._unsubscribe = [room.on(event, self._invalidate) for event in REFRESH_EVENTS]
+
+    @property
+    def generation(self) -> int:
+        """How many times the room's changes have emptied the cache."""
+        return self._generation
+
+    def _invalidate(self, _: dict[str, Any]) -> None:
+        self._generation += 1
+        self._built.clear()
+
+    async def resolve(self, requires: Sequence[Requirement]) -> list[Toolkit]:
+        """Proxy toolkits for each RequiredToolkit, from the cache where it is current."""
+        if not self._unsubscribe:
+            return await resolve_toolkits(self.room, requires)
+        toolkits = []
+        for requirement in requires:
+            if not isinstance(requirement, RequiredToolkit):
+                continue
+            key = (
+                requirement.name,
+                tuple(requirement.tools) if requirement.tools else None,
+                requirement.participant_name,
+            )
+            toolkit = self._built.get(key)
+            if toolkit is None:
+                generation = self._generation
+                toolkit = await _resolve(self.room, requirement)
+                if generation == self._generation:  # nothing changed while we listed
+                    self._built[key] = toolkit
+            toolkits.append(toolkit)
+        return toolkits
+
+    def close(self) -> None:
+        """Stop listening to the room's events."""
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        self._unsubscribe = []
+        self._built.clear()
 
 
 async def resolve_schema(room: RoomConnection, requirement: RequiredSchema) -> dict[str, Any]:

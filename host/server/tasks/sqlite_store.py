@@ -15,6 +15,7 @@ import json
 import logging
 import sqlite3
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -30,6 +31,10 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_CACHED_SEQUENCES = 10_000
 """Per-task event counters kept in memory; a task not in the cache is read from the file."""
+
+RECENTLY_FINISHED = 4096
+"""Finished records kept as committed, so the ``tasks.wait`` or ``tasks.result`` that
+follows a task's end is answered without a trip to the reader thread."""
 
 T = TypeVar("T")
 
@@ -60,6 +65,10 @@ class SQLiteTaskStore(TaskStore):
         self.path = Path(path)
         self._closed = False
         self._last_write: asyncio.Future[Any] | None = None
+        self._finished: OrderedDict[tuple[str, str], str] = OrderedDict()
+        """(room, id) → the committed body of a recently finished task."""
+        self._saving: dict[tuple[str, str], object] = {}
+        """(room, id) → the latest save of that task not yet committed."""
         self._writer = SQLiteWriter(self.path, on_damage, max_cached_sequences)
         self._reads = ThreadPoolExecutor(max_workers=1, thread_name_prefix="task-store-reader")
         try:
@@ -76,11 +85,26 @@ class SQLiteTaskStore(TaskStore):
     # -- writes -------------------------------------------------------------------
 
     async def save(self, task: TaskRecord) -> None:
-        await self._write(self._writer.save_rows, [self._row(task)])
+        row = self._row(task)
+        self._finished.pop(row.key, None)
+        self._saving[row.key] = row
+        try:
+            await self._write(self._writer.save_rows, [row])
+        finally:
+            latest = self._saving.get(row.key) is row
+            if latest:
+                del self._saving[row.key]
+        if latest and row.finished:
+            self._finished[row.key] = row.params[-1]
+            if len(self._finished) > RECENTLY_FINISHED:
+                self._finished.popitem(last=False)
 
     async def save_many(self, tasks: Sequence[TaskRecord]) -> None:
         if tasks:
-            await self._write(self._writer.save_rows, [self._row(task) for task in tasks])
+            rows = [self._row(task) for task in tasks]
+            for row in rows:
+                self._finished.pop(row.key, None)
+            await self._write(self._writer.save_rows, rows)
 
     async def add_event(self, room: str, task_id: str, data: dict[str, Any]) -> TaskEvent:
         try:
@@ -92,6 +116,7 @@ class SQLiteTaskStore(TaskStore):
         return TaskEvent(seq=seq, at=at, data=data)
 
     async def sweep(self, older_than: float) -> int:
+        self._finished.clear()
         removed = await self._write(self._writer.sweep, older_than)
         if removed:
             logger.info("retention removed %d finished tasks", removed)
@@ -142,6 +167,9 @@ class SQLiteTaskStore(TaskStore):
     # -- reads --------------------------------------------------------------------
 
     async def get(self, room: str, task_id: str) -> TaskRecord | None:
+        body = self._finished.get((room, task_id))
+        if body is not None and not self._closed:
+            return TaskRecord.model_validate_json(body)
         records = await self._read(
             self._reader.records,
             "SELECT room, id, body FROM tasks WHERE room = ? AND id = ?",

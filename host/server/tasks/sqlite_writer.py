@@ -2,7 +2,8 @@
 
 Writes queue up while a commit is in progress, and everything queued is then committed
 in one transaction (group commit): a burst of saves and progress events costs a few
-commits, not one each. Every caller is answered only after its transaction commits, so
+commits, not one each. The writes of one turn of the event loop reach the thread as one
+hand-off, so a busy room wakes the thread once per turn, not once per write. Every caller is answered only after its transaction commits, so
 ``await`` means durable. If a batch fails, it is rolled back and each write is retried in
 its own transaction: the bad one gets the error, the others still commit.
 
@@ -34,8 +35,14 @@ MAX_BATCH = 1000
 """Writes per transaction; bounds how long the first write of a burst waits."""
 
 _INSERT_TASK = (
-    "INSERT OR REPLACE INTO tasks (room, id, agent, status, batch_id, caller_name,"
+    "INSERT INTO tasks (room, id, agent, status, batch_id, caller_name,"
     " created_at, finished_at, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    # An upsert changes the row in place; REPLACE would delete and re-insert it, touching
+    # every index twice for each change of status.
+    " ON CONFLICT (room, id) DO UPDATE SET agent = excluded.agent, status = excluded.status,"
+    " batch_id = excluded.batch_id, caller_name = excluded.caller_name,"
+    " created_at = excluded.created_at, finished_at = excluded.finished_at,"
+    " body = excluded.body"
 )
 _INSERT_EVENT = "INSERT INTO task_events (room, task_id, seq, at, data) VALUES (?, ?, ?, ?, ?)"
 
@@ -70,7 +77,8 @@ class SQLiteWriter:
         self.commits = 0
         self.sequences: OrderedDict[TaskKey, int] = OrderedDict()
         self.max_cached_sequences = max_cached_sequences
-        self._queue: SimpleQueue[_Write | None] = SimpleQueue()
+        self._queue: SimpleQueue[list[_Write] | None] = SimpleQueue()
+        self._outbox: list[_Write] = []
         self._touched: set[TaskKey] = set()
         self._db: sqlite3.Connection | None = None
         opened: Future[None] = Future()
@@ -84,11 +92,22 @@ class SQLiteWriter:
         """Queue ``run(connection, *args)``; the future settles once its commit is done."""
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        self._queue.put(_Write(run, args, loop, future))
+        if self._outbox and self._outbox[0].loop is not loop:
+            self._flush()
+        if not self._outbox:
+            loop.call_soon(self._flush)
+        self._outbox.append(_Write(run, args, loop, future))
         return future
+
+    def _flush(self) -> None:
+        """Hand this loop turn's writes to the thread in one piece."""
+        if self._outbox:
+            self._queue.put(self._outbox)
+            self._outbox = []
 
     def stop(self) -> None:
         """Commit what is queued, close the connection and end the thread."""
+        self._flush()
         self._queue.put(None)
 
     def join(self) -> None:
@@ -111,7 +130,7 @@ class SQLiteWriter:
             batch: list[_Write] = []
             item = self._queue.get()
             while item is not None:
-                batch.append(item)
+                batch.extend(item)
                 if len(batch) >= MAX_BATCH:
                     break
                 try:

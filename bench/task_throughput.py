@@ -1,0 +1,359 @@
+"""Tasks per second one room sustains, and the room's CPU time per task.
+
+    python bench/task_throughput.py [--tasks 4000] [--runs 3] [--queued 1000,5000]
+
+The agents answer at once (no LLM), so every cost measured is the room's and the wire's.
+Processes on loopback: the room server (the full server of ``taskroom room serve``: tasks
+in SQLite, agent calls, Studio), the agent process(es) (a TaskRunner whose ``ask`` returns
+at once), and this script, the caller. The room's CPU time is read from
+``/proc/<pid>/stat`` before and after each measurement.
+
+Two measurements:
+
+* **throughput**: ``--inflight`` callers (64) each start a task and wait for it, again and
+  again, until ``--tasks`` have finished. Reports tasks/s and room CPU per task.
+* **queue cost**: with no agent in the room, N tasks are started and queue; then an agent
+  joins and drains them. Reports room CPU per task for each N: if dispatch walked the
+  queue, it would grow with N; it must stay flat.
+
+Every measurement runs ``--runs`` times; the tables show medians, and the last table the
+ratios against the DESIGN targets (≥ 2,000 tasks/s, ≤ 0.5 ms of room CPU per task).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import signal
+import statistics
+import sys
+import tempfile
+import time
+from typing import Any
+
+HOST = "127.0.0.1"
+ROOM = "throughput"
+AGENT = "instant"
+SCRIPT = os.path.abspath(__file__)
+TARGET_TASKS_PER_S = 2_000
+TARGET_CPU_MS = 0.5
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+# --- the processes the benchmark starts ----------------------------------------------------
+
+
+async def serve_room(secret: str) -> None:
+    from taskroom.host.server.build import build_room_server
+
+    with tempfile.TemporaryDirectory(prefix="taskroom-bench-") as data_dir:
+        server = build_room_server(data_dir=data_dir, secret=secret)
+        url = await server.start(HOST, 0)
+        print(f"READY {url.rsplit(':', 1)[1]}", flush=True)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await server.stop()
+
+
+async def serve_agent(port: str, secret: str, concurrency: str, gated: str = "") -> None:
+    """An agent answering at once; ``gated`` holds every task until ``gate.open`` is called,
+    so the benchmark can fill the room's queue behind busy instances."""
+    from taskroom.agents import TaskRunner
+    from taskroom.host.auth.tokens import create_token
+    from taskroom.host.client.room_client import RoomClient
+    from taskroom.toolkits import Toolkit, tool
+
+    gate = asyncio.Event()
+    if not gated:
+        gate.set()
+
+    @tool()
+    def open_gate() -> str:
+        """Let held tasks finish."""
+        gate.set()
+        return "open"
+
+    class Instant(TaskRunner):
+        """Answers every task at once: what is left is the room's cost."""
+
+        async def ask(self, context: Any, arguments: dict[str, Any]) -> Any:
+            if not gate.is_set():
+                await gate.wait()
+            return {"echo": arguments.get("n")}
+
+    runner = Instant(name=AGENT, max_concurrency=int(concurrency))
+    token = create_token(secret, room=ROOM, identity=AGENT, role="agent")
+    async with RoomClient(f"http://{HOST}:{port}", ROOM, token) as client:
+        if gated:
+            await client.host_toolkit(Toolkit(name="gate", tools=[open_gate]))
+        await runner.start(client)
+        print(f"READY {port}", flush=True)
+        await asyncio.Event().wait()
+
+
+def child_main(role: str, args: list[str]) -> None:
+    """Run one child. With ``TASKROOM_BENCH_PROFILE=<file>`` the room runs under cProfile
+    and writes its stats to that file when terminated; with ``TASKROOM_BENCH_LOOP=uvloop``
+    it runs on uvloop."""
+    logging.basicConfig(level=logging.WARNING)
+    profile_to = os.environ.get("TASKROOM_BENCH_PROFILE") if role == "room" else None
+    profiler = None
+    if profile_to:
+        import cProfile
+
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        profiler = cProfile.Profile()
+        profiler.enable()
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            main = serve_room(*args) if role == "room" else serve_agent(*args)
+            if role == "room" and os.environ.get("TASKROOM_BENCH_LOOP") == "uvloop":
+                import uvloop
+
+                uvloop.run(main)
+            else:
+                asyncio.run(main)
+    finally:
+        if profiler is not None and profile_to:
+            profiler.disable()
+            profiler.dump_stats(profile_to)
+
+
+class Child:
+    """A process started from this file; it prints ``READY <port>`` when up."""
+
+    def __init__(self, role: str, *args: str) -> None:
+        self.role = role
+        self.args = args
+        self.proc: asyncio.subprocess.Process | None = None
+
+    async def start(self, timeout: float = 20.0) -> str:
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            SCRIPT,
+            "_serve",
+            self.role,
+            *self.args,
+            stdout=asyncio.subprocess.PIPE,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        assert self.proc.stdout is not None
+        try:
+            line = await asyncio.wait_for(self.proc.stdout.readline(), timeout)
+        except TimeoutError:
+            line = b""
+        text = line.decode().strip()
+        if not text.startswith("READY "):
+            await self.stop()
+            raise RuntimeError(f"the {self.role} process did not start (said {text!r})")
+        return text.split()[1]
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the process so far, from /proc."""
+        assert self.proc is not None
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+    async def stop(self) -> None:
+        if self.proc is None or self.proc.returncode is not None:
+            return
+        self.proc.terminate()
+        try:
+            await asyncio.wait_for(self.proc.wait(), 5)
+        except TimeoutError:
+            self.proc.kill()
+            await self.proc.wait()
+
+
+# --- the caller -----------------------------------------------------------------------------
+
+
+async def throughput(client: Any, room: Child, tasks: int, inflight: int) -> tuple[float, float]:
+    """(tasks/s, room CPU ms per task) with ``inflight`` tasks started-and-waited at once."""
+    counter = iter(range(tasks))
+    failed = 0
+
+    async def worker() -> None:
+        nonlocal failed
+        for n in counter:
+            started = await client.tasks.start(AGENT, {"n": n})
+            task_id = started["task_ids"][0]
+            waited = await client.tasks.wait(task_id, timeout=60)
+            if waited["tasks"][0]["status"] != "completed":
+                failed += 1
+
+    cpu0, t0 = room.cpu_seconds(), time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(inflight)))
+    elapsed, cpu = time.perf_counter() - t0, room.cpu_seconds() - cpu0
+    if failed:
+        raise RuntimeError(f"{failed} of {tasks} tasks did not complete")
+    return tasks / elapsed, cpu / tasks * 1e3
+
+
+async def queue_cost(client: Any, room: Child, port: str, secret: str, queued: int) -> float:
+    """Room CPU ms per task to start ``queued`` tasks behind a busy agent (so they queue),
+    then let the agent drain them."""
+    concurrency = 64
+    total = queued + concurrency
+    done = asyncio.Event()
+    finished = 0
+
+    def on_update(data: dict[str, Any]) -> None:
+        nonlocal finished
+        if data.get("status") in ("completed", "failed", "cancelled"):
+            finished += 1
+            if finished == total:
+                done.set()
+
+    agent = Child("agent", port, secret, str(concurrency), "gated")
+    await agent.start()
+    unsubscribe = client.on("task.updated", on_update)
+    await client.tasks.subscribe(all=True)
+    try:
+        cpu0 = room.cpu_seconds()
+        for chunk in range(0, total, 256):
+            await asyncio.gather(
+                *(
+                    client.tasks.start(AGENT, {"n": n})
+                    for n in range(chunk, min(total, chunk + 256))
+                )
+            )
+        await client.invoke_tool("gate", "open_gate", {})
+        await asyncio.wait_for(done.wait(), 600)
+        cpu = room.cpu_seconds() - cpu0
+    finally:
+        unsubscribe()
+        await client.request("tasks.unsubscribe", {"all": True})
+        await agent.stop()
+    return cpu / total * 1e3
+
+
+async def run(args: argparse.Namespace) -> dict[str, list[float]]:
+    from taskroom.host.auth.tokens import create_token
+    from taskroom.host.client.room_client import RoomClient
+
+    secret = secrets.token_urlsafe(32)
+    samples: dict[str, list[float]] = {}
+    for _ in range(args.runs):
+        room = Child("room", secret)
+        port = await room.start()
+        token = create_token(secret, room=ROOM, identity="bench", role="admin")
+        try:
+            async with RoomClient(f"http://{HOST}:{port}", ROOM, token) as client:
+                for queued in args.queued:
+                    cost = await queue_cost(client, room, port, secret, queued)
+                    samples.setdefault(f"queue {queued}", []).append(cost)
+                agents = [Child("agent", port, secret, "64") for _ in range(args.agents)]
+                await asyncio.gather(*(a.start() for a in agents))
+                try:
+                    await throughput(client, room, min(500, args.tasks), args.inflight)  # warm-up
+                    rate, cpu = await throughput(client, room, args.tasks, args.inflight)
+                finally:
+                    for a in agents:
+                        await a.stop()
+                samples.setdefault("tasks/s", []).append(rate)
+                samples.setdefault("cpu", []).append(cpu)
+        finally:
+            await room.stop()
+    return samples
+
+
+# --- the report -----------------------------------------------------------------------------
+
+
+def report(samples: dict[str, list[float]], args: argparse.Namespace, seconds: float) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    title = (
+        f"Tasks through one room, agents answering at once ({args.agents} agent process(es), "
+        f"{args.inflight} in flight, {args.tasks:,} tasks, {args.runs} runs, "
+        f"{os.cpu_count()} CPUs, {seconds:.0f} s)"
+    )
+    table = Table(title=title)
+    for name in ("measure", "median", "min", "max"):
+        table.add_column(name, justify="left" if name == "measure" else "right")
+    rows = [("tasks/s", "tasks/s", "{:,.0f}"), ("room CPU per task, ms", "cpu", "{:.3f}")]
+    rows += [(f"room CPU per task, {q:,} queued, ms", f"queue {q}", "{:.3f}") for q in args.queued]
+    for label, key, fmt in rows:
+        values = samples[key]
+        table.add_row(
+            label,
+            fmt.format(statistics.median(values)),
+            fmt.format(min(values)),
+            fmt.format(max(values)),
+        )
+    console.print(table)
+
+    rate = statistics.median(samples["tasks/s"])
+    cpu = statistics.median(samples["cpu"])
+    queue = [statistics.median(samples[f"queue {q}"]) for q in args.queued]
+    flat = queue[-1] / queue[0]
+    verdict = Table(title="Against the DESIGN targets")
+    for name in ("measure", "result", "target", "ratio", "status"):
+        verdict.add_column(name, justify="left" if name in ("measure", "status") else "right")
+    verdict.add_row(
+        "tasks/s (median)",
+        f"{rate:,.0f}",
+        f"≥ {TARGET_TASKS_PER_S:,}",
+        f"{rate / TARGET_TASKS_PER_S:.2f}×",
+        "meets" if rate >= TARGET_TASKS_PER_S else "MISSES",
+    )
+    verdict.add_row(
+        "room CPU per task, ms (median)",
+        f"{cpu:.3f}",
+        f"≤ {TARGET_CPU_MS}",
+        f"{cpu / TARGET_CPU_MS:.2f}×",
+        "meets" if cpu <= TARGET_CPU_MS else "MISSES",
+    )
+    verdict.add_row(
+        f"queue cost, {args.queued[-1]:,} / {args.queued[0]:,} queued",
+        f"{flat:.2f}×",
+        "≈ 1× (flat)",
+        "",
+        "meets" if flat <= 1.25 else "MISSES",
+    )
+    console.print(verdict)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["_serve"]:
+        child_main(argv[1], argv[2:])
+        return 0
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--tasks", type=int, default=4000, help="tasks per throughput run")
+    parser.add_argument("--inflight", type=int, default=64)
+    parser.add_argument("--agents", type=int, default=1, help="agent processes")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--queued",
+        type=lambda s: [int(x) for x in s.split(",")],
+        default=[1000, 5000],
+        help="queue lengths to compare, comma-separated",
+    )
+    parser.add_argument(
+        "--profile", metavar="FILE", help="run the room under cProfile and write its stats here"
+    )
+    parser.add_argument(
+        "--loop", choices=["asyncio", "uvloop"], default="asyncio", help="the room's event loop"
+    )
+    args = parser.parse_args(argv)
+    os.environ["TASKROOM_BENCH_LOOP"] = args.loop
+    if args.profile:
+        os.environ["TASKROOM_BENCH_PROFILE"] = os.path.abspath(args.profile)
+    started = time.perf_counter()
+    samples = asyncio.run(run(args))
+    report(samples, args, time.perf_counter() - started)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""Behaviour of the fast paths: what they cache is refreshed, what they cancel is closed."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from taskroom.agents import TaskRunner
+from taskroom.agents.task_runner import TaskContext
+from taskroom.host.protocol import RoomError
+from taskroom.toolkits import Toolkit, tool
+from taskroom.toolkits.requirements import RequiredToolkit
+
+
+@tool(read_only=True)
+def one() -> str:
+    """The first tool."""
+    return "one"
+
+
+@tool(read_only=True)
+def two() -> str:
+    """The second tool."""
+    return "two"
+
+
+class ListsItsTools(TaskRunner):
+    """Answers with the tools its required toolkit offers this task, after calling one."""
+
+    async def ask(self, context: TaskContext, arguments: dict[str, Any]) -> Any:
+        [kv] = [tk for tk in context.toolkits if tk.name == "kv"]
+        called = await kv.tools["one"].execute(context.tool_context, {})
+        return {"tools": sorted(kv.tools), "called": called}
+
+
+async def test_required_toolkits_are_listed_once_and_refreshed_when_the_room_changes(connect):
+    host = await connect("kv-host", "tool")
+    await host.host_toolkit(Toolkit(name="kv", tools=[one]))
+    agent = await connect("lister", "agent")
+    lists = 0
+    list_toolkits = agent.list_toolkits
+
+    async def counting_list_toolkits(**kw: Any) -> Any:
+        nonlocal lists
+        lists += 1
+        return await list_toolkits(**kw)
+
+    agent.list_toolkits = counting_list_toolkits  # type: ignore[method-assign]
+    runner = ListsItsTools(name="lister", requires=[RequiredToolkit("kv", timeout=2)])
+    await runner.start(agent)
+    caller = await connect("alice")
+
+    async def run() -> dict[str, Any]:
+        return await caller.invoke_tool("lister", "run_lister_task", {})
+
+    lists = 0
+    assert await run() == {"tools": ["one"], "called": "one"}
+    assert await run() == {"tools": ["one"], "called": "one"}
+    assert lists == 1, "the second task reused the proxies instead of listing again"
+
+    changed = asyncio.Event()
+    agent.on("toolkit.registered", lambda _: changed.set())
+    await host.unhost_toolkit("kv")
+    await host.host_toolkit(Toolkit(name="kv", tools=[one, two]))
+    await asyncio.wait_for(changed.wait(), 5)
+    await asyncio.sleep(0)  # the cache hears the same event on the next loop turn
+    assert await run() == {"tools": ["one", "two"], "called": "one"}
+    assert lists == 2
+
+    gone = asyncio.Event()
+    agent.on("toolkit.unregistered", lambda _: gone.set())
+    await host.unhost_toolkit("kv")
+    await asyncio.wait_for(gone.wait(), 5)
+    await asyncio.sleep(0)
+    with pytest.raises(RoomError, match="required toolkit 'kv' is no longer in room"):
+        await run()
+    await runner.stop()
