@@ -44,6 +44,14 @@ def room_serve(
         str | None,
         typer.Option(help="URL agents are told to join (when binding 0.0.0.0 or behind a proxy)."),
     ] = None,
+    store: Annotated[
+        str | None,
+        typer.Option(
+            envvar="TASKROOM_STORE",
+            help="Task store: postgresql://user@host:port/db (shared by nodes); "
+            "default: SQLite in the data folder.",
+        ),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Serve rooms over WebSocket at /rooms/{room}, health at /healthz."""
@@ -52,7 +60,7 @@ def room_serve(
 
     setup_logging(verbose)
     try:
-        server = build_room_server(data_dir=data_dir, public_url=public_url)
+        server = build_room_server(data_dir=data_dir, public_url=public_url, store=store)
     except (TokenError, OSError, TaskStoreError) as exc:
         fail(str(exc))
     stderr.print(f"room server on http://{host}:{port} (data in {data_dir})")

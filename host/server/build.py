@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from taskroom.host.server.agent_calls import install_agent_calls
 from taskroom.host.server.app import RoomServer
 from taskroom.host.server.studio_routes import install_studio
-from taskroom.host.server.tasks import install_tasks
+from taskroom.host.server.tasks import install_tasks, store_from_url
 
 
 def build_room_server(
-    *, data_dir: Path | str, secret: str | None = None, public_url: str | None = None
+    *,
+    data_dir: Path | str,
+    secret: str | None = None,
+    public_url: str | None = None,
+    store: str | None = None,
 ) -> RoomServer:
-    """The full room server: core routing, tasks, agent calls and the Studio."""
+    """The full room server: core routing, tasks, agent calls and the Studio.
+
+    ``store`` (else ``TASKROOM_STORE``) names the task store: see ``store_from_url``.
+    """
     server = RoomServer(data_dir=data_dir, secret=secret, public_url=public_url)
-    install_tasks(server)
+    install_tasks(server, store=store_from_url(store or os.environ.get("TASKROOM_STORE"), data_dir))
     server.room_setup.append(install_agent_calls)
     install_studio(server)
     return server
