@@ -7,6 +7,8 @@ each test on its own fresh database.
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,7 +16,12 @@ from typing import Any
 
 import pytest
 
+from taskroom.agents.testing import ScriptedLLMServer
+from taskroom.host.auth.tokens import create_token
+from taskroom.host.client.room_client import RoomClient
+from taskroom.host.protocol import RoomError
 from taskroom.host.protocol.tasks import MAX_EVENTS_PER_TASK, TaskRecord
+from taskroom.host.server.build import build_room_server
 from taskroom.host.server.tasks import (
     SQLiteTaskStore,
     StoredSchema,
@@ -24,7 +31,8 @@ from taskroom.host.server.tasks import (
 )
 from taskroom.host.server.tasks.postgres_store import PostgresTaskStore
 
-from .processes import free_port
+from .conftest import SECRET
+from .processes import BIN, Process, free_port, start_agent, wait_http
 from .servers import fresh_database, postgres_server  # noqa: F401
 
 
@@ -392,3 +400,128 @@ async def test_store_urls_open_sqlite_by_default_or_at_a_path(tmp_path):
     finally:
         await default.close()
         await elsewhere.close()
+
+
+# -- end to end: a room server on PostgreSQL, restarted --------------------------------
+
+
+def serve(port: int, data_dir: Path, store: str, log: Path) -> Process:
+    """``taskroom room serve --store ...`` in its own process, ready to accept clients."""
+    proc = Process(
+        [
+            str(BIN / "taskroom"),
+            "room",
+            "serve",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+            "--store",
+            store,
+        ],
+        env={"TASKROOM_SECRET": SECRET},
+        log=log,
+    )
+    wait_http(f"http://127.0.0.1:{port}/healthz")
+    return proc
+
+
+def token(identity: str, role: str = "user") -> str:
+    return create_token(SECRET, room=ROOM, identity=identity, role=role)
+
+
+ROOM = "kept"
+
+
+async def test_tasks_and_schemas_outlive_the_room_server_on_postgres(tmp_path, postgres_server):  # noqa: F811
+    """Three tasks finish and a schema is put; the room server is killed and another one,
+    with an empty data folder (another node), serves the room from the same database."""
+    dsn = await fresh_database(postgres_server)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    async with ScriptedLLMServer() as llm:
+        room = serve(port, tmp_path / "node-a", dsn, tmp_path / "room.log")
+        agent = start_agent(url, ROOM, token("llm-task-runner", "agent"), llm.base_url)
+        try:
+            async with RoomClient(url, ROOM, token("alice"), reconnect=False) as alice:
+                await alice.put_schema("point", {"type": "object", "required": ["x"]})
+                deadline = time.monotonic() + 20
+                while not await alice.list_toolkits(name="llm-task-runner"):
+                    assert time.monotonic() < deadline, "the agent never joined"
+                    await asyncio.sleep(0.1)
+                done = []
+                for i in range(3):
+                    started = await alice.tasks.start("llm-task-runner", {"prompt": f"job {i}"})
+                    done.append(started["task_ids"][0])
+                for task_id in done:
+                    await alice.tasks.wait(task_id, timeout=20)
+            agent.stop()
+            room.kill()
+            room = serve(port, tmp_path / "node-b", dsn, tmp_path / "room.log")
+            async with RoomClient(url, ROOM, token("alice"), reconnect=False) as alice:
+                for i, task_id in enumerate(done):
+                    result = await alice.tasks.result(task_id)
+                    assert result["status"] == "completed"
+                    assert f"job {i}" in result["result"]["result"]
+                    events = (await alice.tasks.get(task_id))["events"]
+                    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+                assert await alice.get_schema("point") == {"type": "object", "required": ["x"]}
+                listed = await alice.tasks.list()
+                assert sorted(t["id"] for t in listed["tasks"]) == sorted(done)
+        finally:
+            agent.stop()
+            room.stop()
+    assert not (tmp_path / "node-b" / "tasks.sqlite3").exists()
+
+
+async def test_a_room_server_without_its_postgres_says_so_in_one_line(tmp_path):
+    port = free_port()
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [
+            str(BIN / "taskroom"),
+            "room",
+            "serve",
+            "--port",
+            str(free_port()),
+            "--data-dir",
+            str(tmp_path),
+            "--store",
+            f"postgresql://taskroom:pw@127.0.0.1:{port}/tasks",
+        ],
+        env={**os.environ, "TASKROOM_SECRET": SECRET, "COLUMNS": "60"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [
+        f"error: cannot connect to PostgreSQL at 127.0.0.1:{port}/tasks: "
+        + errors[0].split(": ", 2)[2]
+    ]
+    assert "Traceback" not in done.stderr and "pw" not in done.stderr
+
+
+async def test_schemas_outlive_a_restart_of_the_default_sqlite_room(tmp_path):
+    data = tmp_path / "room"
+    for step in ("put", "check", "removed"):
+        server = build_room_server(data_dir=data, secret=SECRET)
+        await server.start("127.0.0.1", 0)
+        try:
+            async with RoomClient(server.base_url, ROOM, token("alice"), reconnect=False) as alice:
+                if step == "put":
+                    await alice.put_schema("point", {"type": "object"})
+                    await alice.put_schema("line", {"type": "array"})
+                elif step == "check":
+                    assert sorted(await alice.list_schemas()) == ["line", "point"]
+                    async with RoomClient(
+                        server.base_url, ROOM, token("bob"), reconnect=False
+                    ) as bob:
+                        with pytest.raises(RoomError, match="belongs to 'alice'"):
+                            await bob.put_schema("point", {"type": "string"})
+                    await alice.request("schemas.remove", {"name": "line"})
+                else:
+                    assert await alice.list_schemas() == {"point": {"type": "object"}}
+        finally:
+            await server.stop()
