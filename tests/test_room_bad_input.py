@@ -15,7 +15,8 @@ import pytest
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 
-from taskroom.host.client.room_client import RoomClient, websocket_url
+from taskroom.host.client.connection import websocket_url
+from taskroom.host.client.room_client import RoomClient
 from taskroom.host.protocol import ErrorCode, RoomError
 from taskroom.host.server import RoomServer
 from taskroom.toolkits import Tool, ToolContext, Toolkit, tool

@@ -247,12 +247,3 @@ class ErrorData(_Event):
     message: str = Field(description="what went wrong, and what to do about it")
     details: dict[str, Any] = Field(default_factory=dict)
 
-
-def __getattr__(name: str) -> Any:
-    # ``REQUEST_MODELS`` is the room's older lookup of request models, derived from the
-    # message table until the room reads the table itself.
-    if name == "REQUEST_MODELS":
-        from taskroom.host.protocol.table import MESSAGES
-
-        return {t: s.model for t, s in MESSAGES.items() if s.kind == "request"}
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
