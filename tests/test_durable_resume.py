@@ -13,6 +13,7 @@ import asyncio
 import sys
 import textwrap
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -22,10 +23,13 @@ from taskroom.agents.testing import ScriptedLLMServer, hang, json_output, tool_c
 from taskroom.host.auth.tokens import create_token
 from taskroom.host.client.room_client import RoomClient
 from taskroom.host.protocol import ErrorCode, RoomError
+from taskroom.host.server import RoomServer
+from taskroom.host.server.build import build_room_server
 from taskroom.toolkits import Toolkit, tool
 
 from .conftest import SECRET
 from .processes import Process
+from .servers import fresh_database, postgres_server  # noqa: F401
 
 ROOM = "resume"
 
@@ -79,8 +83,22 @@ def counter_toolkit(calls: list[dict[str, Any]]) -> Toolkit:
     return Toolkit(name="counter", tools=[record])
 
 
-async def test_a_runner_killed_after_turn_1_is_resumed_by_the_next_one(full_room):
-    url = full_room.base_url
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def room_server(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[RoomServer]:
+    """The shipped room server on either task store."""
+    store = None
+    if request.param == "postgresql":
+        store = await fresh_database(request.getfixturevalue("postgres_server"))
+    server = build_room_server(data_dir=tmp_path / "room", secret=SECRET, store=store)
+    await server.start("127.0.0.1", 0)
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+async def test_a_runner_killed_after_turn_1_is_resumed_by_the_next_one(room_server):
+    url = room_server.base_url
     calls: list[dict[str, Any]] = []
     async with ScriptedLLMServer() as llm:
         llm.script(

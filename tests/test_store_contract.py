@@ -33,7 +33,7 @@ from taskroom.host.server.tasks.postgres_store import PostgresTaskStore
 
 from .conftest import SECRET
 from .processes import BIN, Process, free_port, start_agent, wait_http
-from .servers import fresh_database, postgres_server  # noqa: F401
+from .servers import PostgresServer, fresh_database, postgres_server  # noqa: F401
 
 
 def record(n: int = 0, room: str = "r", status: str = "pending", **kw: Any) -> TaskRecord:
@@ -525,3 +525,25 @@ async def test_schemas_outlive_a_restart_of_the_default_sqlite_room(tmp_path):
                     assert await alice.list_schemas() == {"point": {"type": "object"}}
         finally:
             await server.stop()
+
+
+async def test_postgres_lost_mid_run_fails_writes_clearly_and_recovers_when_back():
+    """A server of its own: this test kills it."""
+    server = PostgresServer()
+    store = PostgresTaskStore(server.dsn, connect_timeout=2.0)
+    try:
+        await store.open()
+        await store.save(record(1))
+        await store.add_event("r", "t1", {"i": 1})
+        server.kill()
+        with pytest.raises(TaskStoreError, match=f"PostgreSQL at 127.0.0.1:{server.port}/postgres"):
+            await store.save(record(2))
+        with pytest.raises(TaskStoreError, match="cannot read the task store in PostgreSQL"):
+            await store.get("r", "t1")
+        server.start()
+        await store.save(record(2))
+        assert sorted(t.id for t in await store.list("r")) == ["t1", "t2"]
+        assert (await store.add_event("r", "t1", {"i": 2})).seq == 2
+    finally:
+        await store.close()
+        server.remove()
