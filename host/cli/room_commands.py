@@ -63,6 +63,14 @@ def room_serve(
             "aside and start fresh, or skip the rows that cannot be read.",
         ),
     ] = OnDamageChoice.REFUSE,
+    store: Annotated[
+        str | None,
+        typer.Option(
+            envvar="TASKROOM_STORE",
+            help="Task store: postgresql://user@host:port/db (shared by nodes); "
+            "default: SQLite in the data folder.",
+        ),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Serve rooms over WebSocket at /rooms/{room}, health at /healthz."""
@@ -72,7 +80,7 @@ def room_serve(
     setup_logging(verbose)
     try:
         server = build_room_server(
-            data_dir=data_dir, public_url=public_url, on_damage=on_damage.value
+            data_dir=data_dir, public_url=public_url, on_damage=on_damage.value, store=store
         )
     except (TokenError, OSError, TaskStoreError) as exc:
         fail(str(exc))
