@@ -133,9 +133,7 @@ class LLMTaskRunner(TaskRunner):
             return arguments["prompt"]
         return json.dumps(arguments, ensure_ascii=False)
 
-    async def ask(
-        self, context: TaskContext, arguments: dict[str, Any], attachment: bytes | None = None
-    ) -> Any:
+    async def ask(self, context: TaskContext, arguments: dict[str, Any]) -> Any:
         schema = self.output_schema_for(arguments)
         validator = schema_validator(schema)
         context.chat.append_rules(
@@ -225,8 +223,6 @@ class DynamicLLMTaskRunner(LLMTaskRunner):
         check_schema(schema, what="output_schema")
         return schema
 
-    async def ask(
-        self, context: TaskContext, arguments: dict[str, Any], attachment: bytes | None = None
-    ) -> Any:
+    async def ask(self, context: TaskContext, arguments: dict[str, Any]) -> Any:
         self.output_schema_for(arguments)  # refuse a bad schema before any LLM call
-        return await super().ask(context, arguments, attachment)
+        return await super().ask(context, arguments)

@@ -122,7 +122,7 @@ class TaskRunner:
     kind = AGENT_KIND
     ask_by_keyword = True
     """Whether ``ask`` takes ``context=`` and ``arguments=``; set per subclass."""
-    ask_takes_attachment = True
+    ask_takes_attachment = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -173,9 +173,7 @@ class TaskRunner:
         """The fresh context each task starts from; a subclass may make this ``async``."""
         return ChatContext()
 
-    async def ask(
-        self, context: TaskContext, arguments: dict[str, Any], attachment: bytes | None = None
-    ) -> Any:
+    async def ask(self, context: TaskContext, arguments: dict[str, Any]) -> Any:
         raise NotImplementedError(f"{type(self).__name__} must implement ask()")
 
     # --- room integration ------------------------------------------------------------
@@ -243,9 +241,8 @@ class TaskRunner:
             with _running(context):
                 if not self.ask_by_keyword:
                     return await self.ask(context, arguments)
-                if self.ask_takes_attachment:
-                    return await self.ask(context=context, arguments=arguments, attachment=None)
-                return await self.ask(context=context, arguments=arguments)
+                extra = {"attachment": None} if self.ask_takes_attachment else {}
+                return await self.ask(context=context, arguments=arguments, **extra)
         finally:
             if context.chat.usage.requests:
                 tool_context.usage.update(context.chat.usage.as_dict())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -352,6 +353,8 @@ def test_service_run_refuses_a_file_without_a_service(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         timeout=30,
+        env={**os.environ, "TASKROOM_WEBHOOK_SECRET": SECRET},
     )
     assert done.returncode == 1
     assert "defines no ServiceHost" in done.stderr
+    assert "Traceback" not in done.stderr

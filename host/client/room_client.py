@@ -24,6 +24,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from taskroom.host import protocol
+from taskroom.host.client.agents import AgentsClient
 from taskroom.host.client.tasks import TasksClient
 from taskroom.host.protocol import ErrorCode, RoomError
 from taskroom.host.protocol.frames import describe_validation
@@ -219,6 +220,11 @@ class RoomClient:
                 await self._reader
         self._fail_pending("the client closed")
         self.connected.clear()
+
+    @property
+    def agents(self) -> AgentsClient:
+        """MeshAgent's agent API: ask, invoke_tool, list_toolkits, list_agents, make_call."""
+        return AgentsClient(self)
 
     @property
     def tasks(self) -> TasksClient:
