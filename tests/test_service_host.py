@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -358,3 +359,89 @@ def test_service_run_refuses_a_file_without_a_service(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert "defines no ServiceHost" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+# --- the documented command, as written ----------------------------------------------------
+
+
+def test_documented_service_run_works_as_written(
+    llm_server: ScriptedLLMServer, tmp_path: Path
+) -> None:
+    """`taskroom service run invoke/llm_taskrunner_service.py --room myroom` with nothing
+    exported but where the room is: the secret comes from the room's data folder
+    (TASKROOM_DATA_DIR here), the port is picked for the file, and Ctrl-C stops it all."""
+    data_dir = tmp_path / "data"
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {
+        **{
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("TASKROOM_SECRET", "TASKROOM_WEBHOOK_SECRET", "TASKROOM_TOKEN")
+        },
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    log = tmp_path / "processes.log"
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(command: str, **extra: str) -> subprocess.Popen[bytes]:
+        with open(log, "ab") as out:
+            proc = subprocess.Popen(
+                command.split(),
+                cwd=ROOT,
+                env={**env, **extra},
+                stdout=out,
+                stderr=out,
+                start_new_session=True,
+            )
+        procs.append(proc)
+        return proc
+
+    try:
+        # The room makes its own secret in its data folder on first start.
+        start(f"taskroom room serve --port {port} --data-dir {data_dir}")
+        wait_http(url + "/healthz")
+        service = start(
+            "taskroom service run invoke/llm_taskrunner_service.py --room myroom",
+            TASKROOM_URL=url,
+            TASKROOM_DATA_DIR=str(data_dir),
+            OPENAI_BASE_URL=llm_server.base_url,
+            OPENAI_API_KEY="test",
+        )
+        secret = (data_dir / "secret.key").read_text().strip()
+        user = create_token(secret, room="myroom", identity="tester")
+
+        async def run_both() -> dict[str, Any]:
+            async with RoomClient(url, "myroom", user, reconnect=False) as client:
+
+                async def joined() -> bool:
+                    return set(RUNNERS) <= await toolkit_names(client)
+
+                await eventually(joined, "both runners in the room", timeout=30)
+            return await invoke_main(url, "myroom", user)
+
+        results = asyncio.run(run_both())
+        jsonschema.validate(results["llm-task-runner"], FIXED_OUTPUT_SCHEMA)
+        jsonschema.validate(results["dynamic-llm-task-runner"], DYNAMIC_OUTPUT_SCHEMA)
+
+        os.killpg(service.pid, signal.SIGINT)  # Ctrl-C
+        assert service.wait(30) == 0, log.read_text()
+
+        async def left() -> None:
+            async with RoomClient(url, "myroom", user, reconnect=False) as client:
+
+                async def gone() -> bool:
+                    return not set(RUNNERS) & await toolkit_names(client)
+
+                await eventually(gone, "both runners left the room")
+
+        asyncio.run(left())
+        assert "Traceback" not in log.read_text()
+    except BaseException:
+        sys.stderr.write(log.read_text())
+        raise
+    finally:
+        for proc in reversed(procs):
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(15)
