@@ -86,7 +86,7 @@ class LLMTaskRunner(TaskRunner):
         max_repairs: int = DEFAULT_REPAIRS,
         max_concurrency: int = 16,
     ) -> None:
-        supports_tools = supports_tools is not False
+        supports_tools = bool(supports_tools)
         if input_schema is None:
             input_schema = (
                 prompt_input_schema(supports_tools=supports_tools)
@@ -185,7 +185,7 @@ class DynamicLLMTaskRunner(LLMTaskRunner):
         supports_tools: bool | None = True,
         **kwargs: Any,
     ) -> None:
-        supports_tools = supports_tools is not False
+        supports_tools = bool(supports_tools)
         name = name or "dynamic-llm-task-runner"
         if title is None and name == "dynamic-llm-task-runner":
             title = "Dynamic LLM Task Runner"
