@@ -28,6 +28,7 @@ from taskroom.agents.testing import ScriptedLLMServer
 from taskroom.host.auth.tokens import create_token
 from taskroom.host.auth.webhooks import SIGNATURE_HEADER, sign_webhook
 from taskroom.host.client.room_client import RoomClient
+from taskroom.host.protocol import ErrorCode, RoomError
 from taskroom.invoke.invoke_llm_taskrunner import main as invoke_main
 from tests.processes import BIN, ROOT, Process, free_port, start_room, wait_http
 
@@ -445,3 +446,36 @@ def test_documented_service_run_works_as_written(
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)
                 proc.wait(15)
+
+
+# --- room.agents.make_call: only URLs the registry knows -------------------------------------
+
+
+async def test_make_call_reaches_only_registered_services(service_url: str, room_url: str) -> None:
+    admin = token("delta", "operator", role="admin")
+    async with RoomClient(room_url, "delta", admin, reconnect=False) as client:
+        joined = await client.agents.make_call(
+            name="llm-task-runner", url=service_url + "/llm-task-runner", arguments={}
+        )
+        assert joined["identity"] == "llm-task-runner" and joined["service"] == SERVICE
+        assert "llm-task-runner" in {a.name for a in await client.agents.list_agents()}
+        answer = await client.agents.ask(
+            agent="llm-task-runner", arguments={"prompt": "hello by URL"}
+        )
+        jsonschema.validate(answer.json, FIXED_OUTPUT_SCHEMA)
+
+        # A URL no registered service serves is refused; nothing is posted to it.
+        with pytest.raises(RoomError) as refused:
+            await client.agents.make_call(name="x", url="http://127.0.0.1:9/agent")
+        assert refused.value.code == ErrorCode.NOT_FOUND
+        lookalike = service_url + "-evil/llm-task-runner"  # same prefix, another port
+        with pytest.raises(RoomError) as refused:
+            await client.agents.make_call(name="llm-task-runner", url=lookalike)
+        assert refused.value.code == ErrorCode.NOT_FOUND
+
+    # Without services.admin the registry's URLs stay hidden, so no URL can be matched.
+    async with RoomClient(room_url, "delta", token("delta"), reconnect=False) as user:
+        with pytest.raises(RoomError) as refused:
+            await user.agents.make_call(name="llm-task-runner", url=service_url + "/x")
+        assert refused.value.code == ErrorCode.PERMISSION_DENIED
+        assert "services.admin" in refused.value.message
