@@ -18,6 +18,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from taskroom.agents.chat_context import ChatContext, ToolCallItem, dumps
+from taskroom.agents.task_runner import current_task
 from taskroom.host.protocol.errors import TaskroomError
 from taskroom.host.protocol.messages import ParticipantInfo
 from taskroom.host.protocol.progress import LLMAnswer, LLMTurn, ToolRefused, ToolResult, ToolStarted
@@ -86,6 +87,18 @@ class ToolResponseAdapter:
     async def error_text(self, *, error: BaseException) -> str:
         message = getattr(error, "message", None) or str(error)
         return f"error: {type(error).__name__}: {message}"
+
+
+def _distinct(toolkits: Sequence[Toolkit]) -> list[Toolkit]:
+    """The toolkits with repeats of a name dropped (the first kept): a runner written the
+    MeshAgent way passes its own toolkits beside the task's, which already hold them."""
+    seen: set[str] = set()
+    kept = []
+    for tk in toolkits:
+        if tk.name not in seen:
+            seen.add(tk.name)
+            kept.append(tk)
+    return kept
 
 
 _SAFE = re.compile(r"[^A-Za-z0-9_-]")
@@ -180,13 +193,25 @@ class LLMAdapter(ABC):
         checkpoint: TaskCheckpoints | None = None,
     ) -> Any:
         tool_adapter = tool_adapter or ToolResponseAdapter()
-        functions = build_functions(toolkits)
         model = model or self.model
+        task = current_task()
+        if task is not None:
+            # Called the MeshAgent way, with only context, room and toolkits: report to
+            # the task and act for its caller all the same.
+            tool_context = tool_context or task.tool_context
+            on_event = on_event or task.emit
         if tool_context is None:
             me = room.participant if room is not None and room.participant else None
             tool_context = ToolContext(
                 caller=me or ParticipantInfo(id="local", name="local", role="agent"), room=room
             )
+        toolkits = _distinct(toolkits)
+        if tool_context.read_only:
+            toolkits = [tk.read_only_view() for tk in toolkits]
+        context.append_rules(
+            [r for tk in toolkits for r in tk.all_rules() if r not in context.instructions]
+        )
+        functions = build_functions(toolkits)
 
         async def emit(event: dict[str, Any]) -> None:
             if on_event is not None:
@@ -271,7 +296,7 @@ class LLMAdapter(ABC):
         except Exception as exc:
             text = await tool_adapter.error_text(error=exc)
             await emit(
-                ToolResult(toolkit=fn.toolkit.name, tool=fn.tool, ok=False, error=text).model_dump(
+                ToolRefused(toolkit=fn.toolkit.name, tool=fn.tool, error=text).model_dump(
                     mode="json"
                 )
             )

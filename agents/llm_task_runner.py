@@ -57,31 +57,40 @@ def prompt_input_schema(
     }
 
 
+DEFAULT_NAME = "llm-task-runner"
+
+
 class LLMTaskRunner(TaskRunner):
-    """A task runner whose output schema is fixed when it is built."""
+    """A task runner whose output schema is fixed when it is built.
+
+    The keyword arguments are MeshAgent's (``None`` means the default); callers may name
+    room toolkits for a task unless ``supports_tools=False``.
+    """
 
     def __init__(
         self,
         *,
         llm_adapter: LLMAdapter,
         tool_adapter: ToolResponseAdapter | None = None,
-        toolkits: Sequence[Toolkit] = (),
-        requires: Sequence[Requirement] = (),
-        supports_tools: bool = False,
+        toolkits: Sequence[Toolkit] | None = None,
+        requires: Sequence[Requirement] | None = None,
+        supports_tools: bool | None = True,
         input_prompt: bool = True,
         input_schema: dict[str, Any] | None = None,
         output_schema: dict[str, Any] | RequiredSchema | None = None,
-        rules: Sequence[str] = (),
-        name: str = "llm-task-runner",
-        title: str = "LLM Task Runner",
-        description: str = "Runs a prompt to completion with an LLM and returns checked output.",
-        labels: Sequence[str] = ("llm",),
+        rules: Sequence[str] | None = None,
+        name: str | None = DEFAULT_NAME,
+        title: str | None = None,
+        description: str | None = None,
+        labels: Sequence[str] | None = None,
+        annotations: Sequence[str] | dict[str, str] | None = None,
         max_repairs: int = DEFAULT_REPAIRS,
         max_concurrency: int = 16,
         checkpoints: bool = False,
     ) -> None:
         """``checkpoints``: keep each task's chat in the room after every turn, so a
         re-queued task resumes from its last completed turn (see agents/checkpoint.py)."""
+        supports_tools = bool(supports_tools)
         if input_schema is None:
             input_schema = (
                 prompt_input_schema(supports_tools=supports_tools)
@@ -89,20 +98,23 @@ class LLMTaskRunner(TaskRunner):
                 else {"type": "object"}
             )
         super().__init__(
-            name=name,
-            title=title,
-            description=description,
+            name=name or DEFAULT_NAME,
+            title=title or ("LLM Task Runner" if name in (None, DEFAULT_NAME) else None),
+            description=description
+            or "Runs a prompt to completion with an LLM and returns checked output.",
             input_schema=input_schema,
             output_schema=output_schema if output_schema is not None else DEFAULT_OUTPUT_SCHEMA,
             requires=requires,
             supports_tools=supports_tools,
             toolkits=toolkits,
-            labels=labels,
+            labels=("llm",) if labels is None else labels,
+            annotations=annotations,
             max_concurrency=max_concurrency,
         )
-        self.llm_adapter = llm_adapter
-        self.tool_adapter = tool_adapter
-        self.rules = list(rules)
+        self.llm_adapter = self._llm_adapter = llm_adapter
+        """Also under MeshAgent's name ``_llm_adapter``, which its subclasses use."""
+        self.tool_adapter = self._tool_adapter = tool_adapter
+        self.rules = list(rules or [])
         self.input_prompt = input_prompt
         self.max_repairs = max_repairs
         self.checkpoints = checkpoints
@@ -175,16 +187,22 @@ class DynamicLLMTaskRunner(LLMTaskRunner):
         self,
         *,
         llm_adapter: LLMAdapter,
-        name: str = "dynamic-llm-task-runner",
-        title: str = "Dynamic LLM Task Runner",
-        description: str = "Runs a prompt with an LLM and returns JSON that fits the "
-        "output_schema given in the call.",
-        supports_tools: bool = False,
+        name: str | None = "dynamic-llm-task-runner",
+        title: str | None = None,
+        description: str | None = None,
+        supports_tools: bool | None = True,
         **kwargs: Any,
     ) -> None:
-        kwargs.setdefault(
-            "input_schema",
-            prompt_input_schema(
+        supports_tools = bool(supports_tools)
+        name = name or "dynamic-llm-task-runner"
+        if title is None and name == "dynamic-llm-task-runner":
+            title = "Dynamic LLM Task Runner"
+        description = description or (
+            "Runs a prompt with an LLM and returns JSON that fits the output_schema given "
+            "in the call."
+        )
+        if kwargs.get("input_schema") is None:
+            kwargs["input_schema"] = prompt_input_schema(
                 supports_tools=supports_tools,
                 extra={
                     "output_schema": {
@@ -192,8 +210,7 @@ class DynamicLLMTaskRunner(LLMTaskRunner):
                         "description": "JSON Schema the result must fit.",
                     }
                 },
-            ),
-        )
+            )
         super().__init__(
             llm_adapter=llm_adapter,
             name=name,

@@ -118,3 +118,7 @@ class OpenAIChatCompletionsAdapter(OpenAICompatibleAdapter):
         if choice.finish_reason == "length":
             logger.warning("the answer from %s hit the token limit and may be cut short", model)
         return Turn(text=text)
+
+
+OpenAICompletionsAdapter = OpenAIChatCompletionsAdapter
+"""MeshAgent's name for the Chat Completions adapter."""

@@ -3,13 +3,21 @@
 In a room a runner hosts toolkit ``<name>`` with one tool, ``run_<name>_task``, whose
 input and output schemas are the runner's. The room's task API and other agents call
 that tool; a subclass only writes :meth:`TaskRunner.ask`.
+
+The constructor and ``ask`` follow MeshAgent's TaskRunner, so its subclasses port with
+their bodies unchanged: keyword arguments with ``None`` for "default", ``ask`` called
+with keywords (``context=``, ``arguments=``, ``attachment=``) unless the subclass wrote
+it with other parameter names, and ``init_chat_context`` plain or ``async``.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -60,9 +68,38 @@ class TaskContext:
     def task_id(self) -> str | None:
         return self.tool_context.task_id
 
+    @property
+    def chat_context(self) -> ChatContext:
+        """MeshAgent's name for :attr:`chat`."""
+        return self.chat
+
     async def emit(self, event: dict[str, Any]) -> None:
         """Report progress to the caller, through the room."""
         await self.tool_context.progress(event)
+
+
+AgentCallContext = TaskContext
+"""MeshAgent's name for the context ``ask`` receives."""
+
+_current_task: ContextVar[TaskContext | None] = ContextVar("taskroom_task", default=None)
+
+
+def current_task() -> TaskContext | None:
+    """The task whose ``ask`` is running in this asyncio task, if any.
+
+    An adapter called without a tool context (as MeshAgent-style runners call
+    ``llm_adapter.next``) reads it to report progress to the task and honour read_only.
+    """
+    return _current_task.get()
+
+
+@contextmanager
+def _running(context: TaskContext) -> Iterator[None]:
+    token = _current_task.set(context)
+    try:
+        yield
+    finally:
+        _current_task.reset(token)
 
 
 class _RunTaskTool(Tool):
@@ -84,29 +121,38 @@ class TaskRunner:
     """Base class for task runners. Subclasses write ``ask(context, arguments)``."""
 
     kind = AGENT_KIND
+    ask_by_keyword = True
+    """Whether ``ask`` takes ``context=`` and ``arguments=``; set per subclass."""
+    ask_takes_attachment = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.ask_by_keyword, cls.ask_takes_attachment = _ask_form(cls.ask)
 
     def __init__(
         self,
         *,
-        name: str,
+        name: str | None = None,
         title: str | None = None,
-        description: str = "",
+        description: str | None = None,
         input_schema: dict[str, Any] | None = None,
         output_schema: dict[str, Any] | RequiredSchema | None = None,
-        requires: Sequence[Requirement] = (),
-        supports_tools: bool = False,
-        toolkits: Sequence[Toolkit] = (),
-        labels: Sequence[str] = (),
+        requires: Sequence[Requirement] | None = None,
+        supports_tools: bool | None = None,
+        toolkits: Sequence[Toolkit] | None = None,
+        labels: Sequence[str] | None = None,
+        annotations: Sequence[str] | dict[str, str] | None = None,
         max_concurrency: int = 16,
     ) -> None:
+        name = name or _default_name(title or type(self).__name__)
         if not _NAME.match(name):
             raise ValueError(f"invalid runner name {name!r}: use letters, digits, '.', '_' or '-'")
         self.name = name
         self.title = title or name
-        self.description = description
+        self.description = description or ""
         self.input_schema = input_schema or {"type": "object"}
         check_schema(self.input_schema, what=f"input schema of {name!r}")
-        self.requires = list(requires)
+        self.requires = list(requires or [])
         self._output_requirement: RequiredSchema | None = None
         if isinstance(output_schema, RequiredSchema):
             self._output_requirement = output_schema
@@ -115,17 +161,18 @@ class TaskRunner:
         if output_schema is not None:
             check_schema(output_schema, what=f"output schema of {name!r}")
         self.output_schema: dict[str, Any] | None = output_schema
-        self.supports_tools = supports_tools
-        self.toolkits = list(toolkits)
-        self.labels = list(labels)
+        self.supports_tools = bool(supports_tools)
+        self.toolkits = list(toolkits or [])
+        self.labels = list(labels or [])
+        self.annotations = annotations
         self.max_concurrency = max_concurrency
         self.room: HostingRoom | None = None
         self._toolkit_cache: ToolkitCache | None = None
 
     # --- what a subclass writes --------------------------------------------------
 
-    def init_chat_context(self) -> ChatContext:
-        """The fresh context each task starts from."""
+    def init_chat_context(self) -> ChatContext | Awaitable[ChatContext]:
+        """The fresh context each task starts from; a subclass may make this ``async``."""
         return ChatContext()
 
     async def ask(self, context: TaskContext, arguments: dict[str, Any]) -> Any:
@@ -134,7 +181,7 @@ class TaskRunner:
     # --- room integration ------------------------------------------------------------
 
     def metadata(self) -> dict[str, Any]:
-        return {
+        meta = {
             "agent": True,
             "kind": self.kind,
             "labels": self.labels,
@@ -143,6 +190,9 @@ class TaskRunner:
             "title": self.title,
             "tool": task_tool_name(self.name),
         }
+        if self.annotations:
+            meta["annotations"] = self.annotations
+        return meta
 
     def make_toolkit(self) -> Toolkit:
         return Toolkit(
@@ -187,15 +237,22 @@ class TaskRunner:
                 toolkits += await resolve_toolkits(room, self.requires)
             toolkits += await self._caller_toolkits(room, arguments.get("tools") or [])
         if tool_context.read_only:
-            toolkits = [_read_only_view(tk) for tk in toolkits]
+            toolkits = [tk.read_only_view() for tk in toolkits]
+        chat = self.init_chat_context()
+        if inspect.isawaitable(chat):
+            chat = await chat
         context = TaskContext(
-            chat=self.init_chat_context(),
+            chat=chat,
             tool_context=tool_context,
             room=room,
             toolkits=[tk for tk in toolkits if tk.tools],
         )
         try:
-            return await self.ask(context, arguments)
+            with _running(context):
+                if not self.ask_by_keyword:
+                    return await self.ask(context, arguments)
+                extra = {"attachment": None} if self.ask_takes_attachment else {}
+                return await self.ask(context=context, arguments=arguments, **extra)
         finally:
             if context.chat.usage.requests:
                 tool_context.usage.update(context.chat.usage.as_dict())
@@ -218,11 +275,18 @@ class TaskRunner:
         return toolkits
 
 
-def _read_only_view(toolkit: Toolkit) -> Toolkit:
-    """The toolkit with only its read_only tools, for read_only tasks."""
-    return Toolkit(
-        name=toolkit.name,
-        title=toolkit.title,
-        description=toolkit.description,
-        tools=[t for t in toolkit.tools.values() if t.annotations.read_only],
-    )
+def _default_name(text: str) -> str:
+    """A runner name from a title or class name: ``WeatherRunner`` -> ``weather-runner``."""
+    words = re.sub(r"([a-z0-9])([A-Z])", r"\1-\2", text)
+    return re.sub(r"[^A-Za-z0-9_.]+", "-", words).strip("-").lower()[:100] or "task-runner"
+
+
+def _ask_form(ask: Callable[..., Any]) -> tuple[bool, bool]:
+    """How to call a subclass's ``ask``: by keyword (as MeshAgent does) when it names its
+    parameters ``context`` and ``arguments``, else positionally; and whether it takes
+    ``attachment``."""
+    params = inspect.signature(ask).parameters
+    named = {n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    var_kw = any(p.kind == p.VAR_KEYWORD for p in params.values())
+    by_keyword = {"context", "arguments"} <= named
+    return by_keyword, by_keyword and ("attachment" in named or var_kw)

@@ -2,6 +2,9 @@
 
     python invoke/invoke_llm_taskrunner.py --room myroom [--url URL] [--token TOKEN]
 
+Without --token a user token is minted from the room's secret: TASKROOM_SECRET, else the
+secret file in --data-dir (default: TASKROOM_DATA_DIR, else .taskroom/).
+
 The runners must be in the room, e.g. called in with
 ``taskroom service run invoke/llm_taskrunner_service.py --room myroom``. The tasks are
 the ones ``taskroom up --demo`` runs; replace TASKS below to try your own.
@@ -17,7 +20,7 @@ import sys
 from typing import Any
 
 from taskroom.agents.demo import DEMO_TASKS
-from taskroom.host.auth.tokens import TokenError, create_token, load_secret
+from taskroom.host.auth.tokens import DEFAULT_DATA_DIR, TokenError, create_token, load_secret
 from taskroom.host.client.room_client import RoomClient
 from taskroom.host.protocol import RoomError
 from taskroom.host.protocol.tasks import task_tool_name
@@ -46,7 +49,12 @@ def _parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--token",
         default=os.environ.get("TASKROOM_TOKEN"),
-        help="participant token; without one, minted from TASKROOM_SECRET or .taskroom/",
+        help="participant token; without one, minted from the room's secret",
+    )
+    parser.add_argument(
+        "--data-dir",
+        default=os.environ.get("TASKROOM_DATA_DIR", str(DEFAULT_DATA_DIR)),
+        help="the room's data folder, holding its secret",
     )
     args = parser.parse_args()
     if not args.room:
@@ -58,7 +66,9 @@ if __name__ == "__main__":
     args = _parse_args()
     try:
         token = args.token or create_token(
-            load_secret(create=False), room=args.room, identity=os.environ.get("USER", "invoke")
+            load_secret(args.data_dir, create=False),
+            room=args.room,
+            identity=os.environ.get("USER", "invoke"),
         )
         results = asyncio.run(main(args.url, args.room, token))
     except TokenError as exc:

@@ -12,12 +12,14 @@ import pytest
 
 PUBLIC: dict[str, list[str]] = {
     "taskroom.agents": [
+        "AgentCallContext",
         "ChatContext",
         "DynamicLLMTaskRunner",
         "LLMAdapter",
         "LLMError",
         "LLMTaskRunner",
         "OpenAIChatCompletionsAdapter",
+        "OpenAICompletionsAdapter",
         "OpenAIResponsesAdapter",
         "RequiredSchema",
         "RequiredToolkit",
@@ -28,9 +30,12 @@ PUBLIC: dict[str, list[str]] = {
     "taskroom.toolkits": [
         "FunctionTool",
         "HostingRoom",
+        "JsonResponse",
+        "RemoteToolkit",
         "RequiredSchema",
         "RequiredToolkit",
         "RoomConnection",
+        "TextResponse",
         "Tool",
         "ToolAnnotations",
         "ToolContext",
@@ -99,6 +104,48 @@ def test_one_name_one_object_across_packages() -> None:
     assert taskroom.agents.RequiredToolkit is taskroom.toolkits.RequiredToolkit is RequiredToolkit
     assert taskroom.agents.RequiredSchema is taskroom.toolkits.RequiredSchema is RequiredSchema
     assert taskroom.host.RoomClient is RoomClient
+
+
+MESHAGENT_HOMES = {
+    "taskroom.agents": [
+        "TaskRunner",
+        "LLMTaskRunner",
+        "DynamicLLMTaskRunner",
+        "AgentCallContext",
+        "LLMAdapter",
+        "ToolResponseAdapter",
+        "OpenAIResponsesAdapter",
+        "OpenAIChatCompletionsAdapter",
+        "OpenAICompletionsAdapter",
+        "RequiredToolkit",
+        "RequiredSchema",
+    ],
+    "taskroom.toolkits": [
+        "Tool",
+        "Toolkit",
+        "RemoteToolkit",
+        "ToolContext",
+        "tool",
+        "JsonResponse",
+        "TextResponse",
+    ],
+    "taskroom.host": ["ServiceHost", "RoomClient"],
+}
+"""Where a MeshAgent program's imports point after porting (docs/meshagent.md)."""
+
+
+@pytest.mark.parametrize("package", sorted(MESHAGENT_HOMES))
+def test_meshagent_names_have_a_home(package: str) -> None:
+    module = importlib.import_module(package)
+    assert set(MESHAGENT_HOMES[package]) <= set(module.__all__)
+
+
+def test_meshagent_aliases_are_the_same_objects() -> None:
+    import taskroom.agents
+
+    agents = taskroom.agents
+    assert agents.OpenAICompletionsAdapter is agents.OpenAIChatCompletionsAdapter
+    assert agents.AgentCallContext is agents.TaskContext
 
 
 def test_importing_host_imports_nothing_heavy() -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import subprocess
 import sys
 import threading
@@ -26,6 +28,7 @@ from taskroom.agents.testing import ScriptedLLMServer
 from taskroom.host.auth.tokens import create_token
 from taskroom.host.auth.webhooks import SIGNATURE_HEADER, sign_webhook
 from taskroom.host.client.room_client import RoomClient
+from taskroom.host.protocol import ErrorCode, RoomError
 from taskroom.invoke.invoke_llm_taskrunner import main as invoke_main
 from tests.processes import BIN, ROOT, Process, free_port, start_room, wait_http
 
@@ -352,6 +355,127 @@ def test_service_run_refuses_a_file_without_a_service(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         timeout=30,
+        env={**os.environ, "TASKROOM_WEBHOOK_SECRET": SECRET},
     )
     assert done.returncode == 1
     assert "defines no ServiceHost" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+# --- the documented command, as written ----------------------------------------------------
+
+
+def test_documented_service_run_works_as_written(
+    llm_server: ScriptedLLMServer, tmp_path: Path
+) -> None:
+    """`taskroom service run invoke/llm_taskrunner_service.py --room myroom` with nothing
+    exported but where the room is: the secret comes from the room's data folder
+    (TASKROOM_DATA_DIR here), the port is picked for the file, and Ctrl-C stops it all."""
+    data_dir = tmp_path / "data"
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {
+        **{
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("TASKROOM_SECRET", "TASKROOM_WEBHOOK_SECRET", "TASKROOM_TOKEN")
+        },
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    log = tmp_path / "processes.log"
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(command: str, **extra: str) -> subprocess.Popen[bytes]:
+        with open(log, "ab") as out:
+            proc = subprocess.Popen(
+                command.split(),
+                cwd=ROOT,
+                env={**env, **extra},
+                stdout=out,
+                stderr=out,
+                start_new_session=True,
+            )
+        procs.append(proc)
+        return proc
+
+    try:
+        # The room makes its own secret in its data folder on first start.
+        start(f"taskroom room serve --port {port} --data-dir {data_dir}")
+        wait_http(url + "/healthz")
+        service = start(
+            "taskroom service run invoke/llm_taskrunner_service.py --room myroom",
+            TASKROOM_URL=url,
+            TASKROOM_DATA_DIR=str(data_dir),
+            OPENAI_BASE_URL=llm_server.base_url,
+            OPENAI_API_KEY="test",
+        )
+        secret = (data_dir / "secret.key").read_text().strip()
+        user = create_token(secret, room="myroom", identity="tester")
+
+        async def run_both() -> dict[str, Any]:
+            async with RoomClient(url, "myroom", user, reconnect=False) as client:
+
+                async def joined() -> bool:
+                    return set(RUNNERS) <= await toolkit_names(client)
+
+                await eventually(joined, "both runners in the room", timeout=30)
+            return await invoke_main(url, "myroom", user)
+
+        results = asyncio.run(run_both())
+        jsonschema.validate(results["llm-task-runner"], FIXED_OUTPUT_SCHEMA)
+        jsonschema.validate(results["dynamic-llm-task-runner"], DYNAMIC_OUTPUT_SCHEMA)
+
+        os.killpg(service.pid, signal.SIGINT)  # Ctrl-C
+        assert service.wait(30) == 0, log.read_text()
+
+        async def left() -> None:
+            async with RoomClient(url, "myroom", user, reconnect=False) as client:
+
+                async def gone() -> bool:
+                    return not set(RUNNERS) & await toolkit_names(client)
+
+                await eventually(gone, "both runners left the room")
+
+        asyncio.run(left())
+        assert "Traceback" not in log.read_text()
+    except BaseException:
+        sys.stderr.write(log.read_text())
+        raise
+    finally:
+        for proc in reversed(procs):
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(15)
+
+
+# --- room.agents.make_call: only URLs the registry knows -------------------------------------
+
+
+async def test_make_call_reaches_only_registered_services(service_url: str, room_url: str) -> None:
+    admin = token("delta", "operator", role="admin")
+    async with RoomClient(room_url, "delta", admin, reconnect=False) as client:
+        joined = await client.agents.make_call(
+            name="llm-task-runner", url=service_url + "/llm-task-runner", arguments={}
+        )
+        assert joined["identity"] == "llm-task-runner" and joined["service"] == SERVICE
+        assert "llm-task-runner" in {a.name for a in await client.agents.list_agents()}
+        answer = await client.agents.ask(
+            agent="llm-task-runner", arguments={"prompt": "hello by URL"}
+        )
+        jsonschema.validate(answer.json, FIXED_OUTPUT_SCHEMA)
+
+        # A URL no registered service serves is refused; nothing is posted to it.
+        with pytest.raises(RoomError) as refused:
+            await client.agents.make_call(name="x", url="http://127.0.0.1:9/agent")
+        assert refused.value.code == ErrorCode.NOT_FOUND
+        lookalike = service_url + "-evil/llm-task-runner"  # same prefix, another port
+        with pytest.raises(RoomError) as refused:
+            await client.agents.make_call(name="llm-task-runner", url=lookalike)
+        assert refused.value.code == ErrorCode.NOT_FOUND
+
+    # Without services.admin the registry's URLs stay hidden, so no URL can be matched.
+    async with RoomClient(room_url, "delta", token("delta"), reconnect=False) as user:
+        with pytest.raises(RoomError) as refused:
+            await user.agents.make_call(name="llm-task-runner", url=service_url + "/x")
+        assert refused.value.code == ErrorCode.PERMISSION_DENIED
+        assert "services.admin" in refused.value.message

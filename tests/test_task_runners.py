@@ -13,6 +13,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from taskroom.agents import (
+    ChatContext,
     DynamicLLMTaskRunner,
     LLMTaskRunner,
     OpenAIChatCompletionsAdapter,
@@ -586,3 +587,75 @@ async def test_completed_task_records_usage(make_adapter, llm, caller, start_run
     assert usage["output_tokens"] > 0
     assert usage["total_tokens"] == usage["input_tokens"] + usage["output_tokens"]
     assert usage["requests"] == 2
+
+
+# --------------------------------------------------------------------------- MeshAgent-style runners
+
+
+class KeywordAsk(TaskRunner):
+    """As MeshAgent calls it: keywords only, with an attachment."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            name="kw",
+            title=None,
+            description=None,
+            requires=None,
+            supports_tools=None,
+            toolkits=None,
+            labels=None,
+            input_schema=None,
+            output_schema=None,
+        )
+
+    async def init_chat_context(self):
+        chat = ChatContext()
+        chat.append_rules(["made by an async init_chat_context"])
+        return chat
+
+    async def ask(self, *, context: TaskContext, arguments: dict, attachment: bytes = None):
+        return {
+            "rules": context.chat.instructions,
+            "attachment": attachment,
+            "arguments": arguments,
+        }
+
+
+class PositionalAsk(TaskRunner):
+    """An override with its own parameter names is called positionally."""
+
+    async def ask(self, ctx, args):
+        return {"caller": ctx.caller.name, "args": args}
+
+
+async def test_meshagent_style_runner_defaults_and_keyword_ask(caller, start_runner):
+    runner = KeywordAsk()
+    assert (runner.title, runner.description, runner.requires) == ("kw", "", [])
+    assert (runner.supports_tools, runner.toolkits, runner.labels) == (False, [], [])
+    await start_runner(runner)
+
+    answer = await caller.agents.ask(agent="kw", arguments={"x": 1})
+
+    assert answer.json == {
+        "rules": ["made by an async init_chat_context"],
+        "attachment": None,
+        "arguments": {"x": 1},
+    }
+
+
+async def test_positional_ask_and_a_name_from_the_class(caller, start_runner):
+    runner = PositionalAsk()
+    assert runner.name == "positional-ask"
+    await start_runner(runner)
+    answer = await caller.agents.ask(agent="positional-ask", arguments={"y": 2})
+    assert answer.json == {"caller": "alice", "args": {"y": 2}}
+
+
+def test_llm_runners_take_tools_from_callers_by_default_as_meshagent_does(make_adapter):
+    adapter = make_adapter()
+    assert LLMTaskRunner(llm_adapter=adapter).supports_tools is True
+    assert DynamicLLMTaskRunner(llm_adapter=adapter).supports_tools is True
+    plain = LLMTaskRunner(llm_adapter=adapter, requires=None, toolkits=None, rules=None)
+    assert plain.labels == ["llm"] and "tools" in plain.input_schema["properties"]
+    named = LLMTaskRunner(llm_adapter=adapter, name="reporter", labels=None)
+    assert named.title == "reporter" and named._llm_adapter is adapter

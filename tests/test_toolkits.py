@@ -9,7 +9,16 @@ from pydantic import BaseModel, ValidationError
 
 from taskroom.host.protocol import ErrorCode, RoomError
 from taskroom.host.protocol.messages import ParticipantInfo, ToolkitSpec
-from taskroom.toolkits import FunctionTool, Tool, ToolContext, Toolkit, check_schema, tool
+from taskroom.toolkits import (
+    FunctionTool,
+    JsonResponse,
+    TextResponse,
+    Tool,
+    ToolContext,
+    Toolkit,
+    check_schema,
+    tool,
+)
 
 ALICE = ParticipantInfo(id="p_alice", name="alice", role="user")
 
@@ -291,3 +300,80 @@ async def test_context_progress_goes_to_its_sink():
     assert sent == [{"pct": 50}]
     # without a sink, progress is dropped quietly
     assert await kit.execute(ctx(), "work", {}) == "done"
+
+
+# --- MeshAgent-style tools ------------------------------------------------------------------
+
+
+class Forecast(Tool):
+    """Written as for MeshAgent's SDK: keyword constructor, ``execute(context, **kwargs)``."""
+
+    def __init__(self, reply: Any = None) -> None:
+        super().__init__(
+            name="forecast",
+            title="Forecast",
+            description=None,
+            input_schema={"type": "object", "properties": {"city": {"type": "string"}}},
+            output_schema=None,
+            rules=["Give the city in English."],
+        )
+        self.reply = reply
+
+    async def execute(self, context: ToolContext, **kwargs: Any) -> Any:
+        if self.reply is not None:
+            return self.reply
+        return JsonResponse(json={"city": kwargs["city"], "sky": "clear"})
+
+
+class Named(Tool):
+    def __init__(self) -> None:
+        super().__init__(name="named", input_schema={"type": "object"})
+
+    async def execute(self, context: ToolContext, city: str, days: int = 1) -> str:
+        return f"{city}:{days}"
+
+
+@pytest.mark.parametrize(
+    ("reply", "expected"),
+    [
+        (None, {"city": "Oslo", "sky": "clear"}),
+        (TextResponse(text="clear skies"), "clear skies"),
+        ({"sky": "grey"}, {"sky": "grey"}),
+        ("plain text", "plain text"),
+    ],
+    ids=["JsonResponse", "TextResponse", "dict", "str"],
+)
+async def test_meshagent_style_tool_returns(reply: Any, expected: Any) -> None:
+    kit = Toolkit(name="weather", tools=[Forecast(reply)])
+    assert await kit.execute(ctx(), "forecast", {"city": "Oslo"}) == expected
+
+
+async def test_execute_takes_arguments_as_keywords_unless_it_takes_one_dict() -> None:
+    assert Forecast.keyword_arguments and Named.keyword_arguments
+    assert not FunctionTool.keyword_arguments
+    kit = Toolkit(name="k", tools=[Named()])
+    assert await kit.execute(ctx(), "named", {"city": "Rome", "days": 3}) == "Rome:3"
+    assert Forecast().description == "" and Forecast().rules == ["Give the city in English."]
+
+
+async def test_a_tool_that_raises_is_logged_with_its_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    kit = Toolkit(name="k", tools=[Named()])
+    with caplog.at_level("ERROR", logger="taskroom.toolkits.toolkit"), pytest.raises(TypeError):
+        await kit.execute(ctx(), "named", {"town": "Rome"})
+    [record] = caplog.records
+    assert record.getMessage() == "tool k.named failed" and record.exc_info is not None
+    # A RoomError is the tool's answer, not a bug: raised on, not logged.
+    caplog.clear()
+    with pytest.raises(RoomError):
+        await kit.execute(ctx(), "nope", {})
+    assert caplog.records == []
+
+
+def test_toolkit_rules_and_defs() -> None:
+    kit = Toolkit(name="k", tools=[Forecast()], rules=["Be brief."], description=None)
+    assert kit.all_rules() == ["Be brief.", "Give the city in English."]
+    assert kit.description == ""
+    with_defs = Tool(name="t", input_schema={"type": "object"}, defs={"D": {"type": "string"}})
+    assert with_defs.input_schema["$defs"] == {"D": {"type": "string"}}

@@ -4,34 +4,58 @@ from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, get_type_hints
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, create_model
 
 from taskroom.host.protocol.messages import ANY_OBJECT, ToolAnnotations, ToolSpec
 from taskroom.toolkits.context import ToolContext
+from taskroom.toolkits.responses import unwrap_response
 
 
 class Tool:
-    """A callable unit of work. Subclass and write :meth:`execute`, or use ``@tool``."""
+    """A callable unit of work. Subclass and write :meth:`execute`, or use ``@tool``.
+
+    ``execute`` comes in two forms, told apart by its signature: ``execute(self, context,
+    arguments)`` takes the arguments as one dict; any other form, such as MeshAgent's
+    ``execute(self, context, **kwargs)`` or ``execute(self, context, city)``, receives
+    them as keyword arguments. A result may be a JSON value, a str, or a
+    :class:`~taskroom.toolkits.responses.JsonResponse` / ``TextResponse``.
+    """
+
+    keyword_arguments = False
+    """Whether :meth:`execute` takes the arguments as keywords; set per subclass."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.keyword_arguments = _takes_keywords(cls.execute)
 
     def __init__(
         self,
         *,
         name: str,
-        description: str = "",
+        description: str | None = "",
         input_schema: dict[str, Any] | None = None,
         output_schema: dict[str, Any] | None = None,
         title: str | None = None,
         annotations: ToolAnnotations | dict[str, Any] | None = None,
+        rules: Sequence[str] | None = None,
+        defs: dict[str, Any] | None = None,
+        strict: bool | None = None,
     ) -> None:
         if isinstance(annotations, dict):
             annotations = ToolAnnotations(**annotations)
+        if input_schema is not None and defs:
+            input_schema = {**input_schema, "$defs": {**input_schema.get("$defs", {}), **defs}}
+        self.rules = list(rules or [])
+        """Instructions for the model when it is offered this tool."""
+        self.strict = strict
+        """Kept for MeshAgent code; the adapters decide strictness from the schema itself."""
         self.spec = ToolSpec(
             name=name,
             title=title,
-            description=description,
+            description=description or "",
             input_schema=input_schema or dict(ANY_OBJECT),
             output_schema=output_schema,
             annotations=annotations or ToolAnnotations(title=title),
@@ -40,6 +64,10 @@ class Tool:
     @property
     def name(self) -> str:
         return self.spec.name
+
+    @property
+    def title(self) -> str | None:
+        return self.spec.title
 
     @property
     def description(self) -> str:
@@ -60,8 +88,27 @@ class Tool:
     async def execute(self, context: ToolContext, arguments: dict[str, Any]) -> Any:
         raise NotImplementedError
 
+    async def call(self, context: ToolContext, arguments: dict[str, Any]) -> Any:
+        """Run :meth:`execute` in the form the subclass wrote it; returns plain JSON."""
+        if self.keyword_arguments:
+            result = await self.execute(context, **arguments)
+        else:
+            result = await self.execute(context, arguments)
+        return unwrap_response(result)
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
+
+
+def _takes_keywords(execute: Callable[..., Any]) -> bool:
+    """False only for the dict form ``execute(self, context, arguments)``."""
+    params = list(inspect.signature(execute).parameters.values())[2:]
+    dict_form = (
+        len(params) == 1
+        and params[0].name == "arguments"
+        and params[0].kind in (params[0].POSITIONAL_ONLY, params[0].POSITIONAL_OR_KEYWORD)
+    )
+    return not dict_form
 
 
 class FunctionTool(Tool):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable
 from typing import Any
@@ -26,14 +27,17 @@ class Toolkit:
         name: str,
         tools: Iterable[Tool],
         title: str | None = None,
-        description: str = "",
+        description: str | None = "",
         public: bool = True,
         allowed_callers: Iterable[str] = (),
         metadata: dict[str, Any] | None = None,
+        rules: Iterable[str] | None = None,
     ) -> None:
         self.name = name
         self.title = title
-        self.description = description
+        self.description = description or ""
+        self.rules = list(rules or [])
+        """Instructions for the model when it is offered this toolkit."""
         self.public = public
         self.allowed_callers = list(allowed_callers)
         self.metadata = dict(metadata or {})
@@ -73,8 +77,27 @@ class Toolkit:
             metadata=self.metadata,
         )
 
+    def read_only_view(self) -> Toolkit:
+        """This toolkit with only its read_only tools, for read_only tasks."""
+        return Toolkit(
+            name=self.name,
+            title=self.title,
+            description=self.description,
+            tools=[t for t in self.tools.values() if t.annotations.read_only],
+            rules=self.rules,
+        )
+
+    def all_rules(self) -> list[str]:
+        """The toolkit's rules, then each tool's."""
+        return [*self.rules, *(rule for t in self.tools.values() for rule in t.rules)]
+
     async def execute(self, context: ToolContext, name: str, arguments: dict[str, Any]) -> Any:
-        """Validate the input, run the tool, validate the output."""
+        """Validate the input, run the tool, validate the output.
+
+        A tool that fails with anything but a RoomError is a bug in the tool (a TypeError
+        from unexpected arguments, say): it is logged here, where the tool runs, with its
+        traceback, then raised on for the caller to report.
+        """
         tool = self.get_tool(name)
         in_validator, out_validator = self._validators[name]
         problem = validation_error(arguments, in_validator)
@@ -83,7 +106,13 @@ class Toolkit:
                 ErrorCode.INVALID_REQUEST,
                 f"invalid arguments for {self.name}.{name}: {problem}",
             )
-        result = await tool.execute(context, arguments)
+        try:
+            result = await tool.call(context, arguments)
+        except (RoomError, asyncio.CancelledError):
+            raise
+        except Exception:
+            logger.exception("tool %s.%s failed", self.name, name)
+            raise
         if out_validator is not None:
             problem = validation_error(result, out_validator)
             if problem:

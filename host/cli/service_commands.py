@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
-import re
+import contextlib
+import os
 import signal
+import socket
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 
@@ -22,17 +23,18 @@ from taskroom.host.cli.common import (
     fail,
     parse_json_option,
     print_json,
-    resolve_token,
     setup_logging,
     stderr,
     with_room,
 )
 
-if TYPE_CHECKING:
-    from taskroom.host.service.service_host import ServiceHost
-
 call_app = command_group()
 service_app = command_group()
+
+SERVICE_START_TIMEOUT = 30.0
+"""Seconds the service file has to answer at its well-known URL."""
+CHILD_STOP_TIMEOUT = 10.0
+"""Seconds the service process has to stop its agents before it is killed."""
 
 RoomUrlOpt = Annotated[
     str,
@@ -75,7 +77,7 @@ def service_run(
     file: Annotated[Path, typer.Argument(help="Python file with one module-level ServiceHost.")],
     room: RoomOpt,
     port: Annotated[
-        int | None, typer.Option(help="Port to serve on (default: the file's).")
+        int | None, typer.Option(help="Port the service serves on (default: a free one).")
     ] = None,
     room_url: RoomUrlOpt = DEFAULT_URL,
     token: TokenOpt = None,
@@ -93,79 +95,192 @@ def service_run(
     ] = True,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
-    """Serve FILE's agents and call each into ROOM; on Ctrl-C or SIGTERM they all leave."""
+    """Run FILE as its own process and call each of its agents into ROOM.
+
+    The file's ServiceHost serves on 127.0.0.1 (TASKROOM_SERVICE_HOST/PORT are set for
+    it) with the room's webhook secret (TASKROOM_WEBHOOK_SECRET, else the secret from
+    --data-dir). Ctrl-C or SIGTERM stops both; every agent leaves the room.
+    """
     from taskroom.host.protocol import RoomError
 
     setup_logging(verbose)
-    service = load_service(file)
-    if port is not None:
-        service.port = port
-    room_token = resolve_token(token, room, data_dir)
-    try:
-        asyncio.run(_serve(service, name or file.stem, register, room_url, room, room_token))
-    except RoomError as exc:
-        fail(f"{exc.code.value}: {exc.message}")
-    except OSError as exc:
-        fail(f"cannot serve on {service.host}:{service.port}: {exc.strerror or exc}")
-
-
-def load_service(file: Path) -> ServiceHost:
-    """Import ``file`` and return its one module-level ServiceHost."""
-    from taskroom.host.service.service_host import ServiceHost
-
     if not file.is_file():
         fail(f"no such file: {file}")
-    module_name = "taskroom_service_" + re.sub(r"\W", "_", file.stem)
-    spec = importlib.util.spec_from_file_location(module_name, file)
-    if spec is None or spec.loader is None:
-        fail(f"cannot load {file} as a Python module")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
+    secret = _webhook_secret(data_dir)
+    room_token = token or _launcher_token(room, data_dir)
+    port = port or _free_port()
     try:
-        spec.loader.exec_module(module)
-    except Exception as exc:
-        fail(f"cannot load {file}: {type(exc).__name__}: {exc}")
-    found: dict[int, tuple[str, ServiceHost]] = {}
-    for attr, value in vars(module).items():
-        if isinstance(value, ServiceHost):
-            found.setdefault(id(value), (attr, value))
-    if not found:
-        fail(f"{file} defines no ServiceHost; add e.g. `service = ServiceHost()` at module level")
-    if len(found) > 1:
-        names = ", ".join(attr for attr, _ in found.values())
-        fail(f"{file} defines several ServiceHosts ({names}); keep one per file")
-    [(_, service)] = found.values()
-    if not service.paths:
-        fail(f"{file}'s ServiceHost has no paths; add one with @service.path(...)")
-    return service
+        code = asyncio.run(
+            _serve(file, port, secret, name or file.stem, register, room_url, room, room_token)
+        )
+    except RoomError as exc:
+        fail(f"{exc.code.value}: {exc.message}")
+    if code:
+        raise typer.Exit(code)
+
+
+def _webhook_secret(data_dir: Path) -> str:
+    """The secret the room signs webhooks with: TASKROOM_WEBHOOK_SECRET, else its own secret
+    (TASKROOM_SECRET, else the data folder's), as the room server decides it."""
+    from taskroom.host.auth.tokens import TokenError, load_secret
+    from taskroom.host.auth.webhooks import WEBHOOK_SECRET_ENV
+
+    value = os.environ.get(WEBHOOK_SECRET_ENV)
+    if value:
+        return value
+    try:
+        return load_secret(data_dir, create=False)
+    except TokenError as exc:
+        fail(
+            f"no webhook secret for the service: set {WEBHOOK_SECRET_ENV} to the room's, or "
+            f"point --data-dir at the room's data folder ({exc})"
+        )
+
+
+def _launcher_token(room: str, data_dir: Path) -> str:
+    """A token from the local secret that may also register services (the holder of the
+    room's secret could mint any token anyway)."""
+    from taskroom.host.auth.tokens import (
+        DEFAULT_GRANTS,
+        SERVICES_ADMIN_GRANT,
+        TokenError,
+        create_token,
+        load_secret,
+    )
+
+    try:
+        secret = load_secret(data_dir, create=False)
+    except TokenError as exc:
+        fail(f"no --token / TASKROOM_TOKEN given and no local secret to mint one ({exc})")
+    grants = [*DEFAULT_GRANTS["user"], SERVICES_ADMIN_GRANT]
+    identity = os.environ.get("USER", "cli")
+    return create_token(secret, room=room, identity=identity, role="user", grants=grants)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
 
 
 async def _serve(
-    service: ServiceHost, name: str, register: bool, room_url: str, room: str, token: str
-) -> None:
-    from taskroom.host.client.room_client import RoomClient
+    file: Path,
+    port: int,
+    secret: str,
+    name: str,
+    register: bool,
+    room_url: str,
+    room: str,
+    token: str,
+) -> int:
+    """Start the child, call its agents in, and wait for a signal or the child's end.
 
+    Returns the exit code: 0 after a signal, else the child's (non-zero) code.
+    """
+    from taskroom.host.auth.webhooks import WEBHOOK_SECRET_ENV
+    from taskroom.host.service.service_host import HOST_ENV, PORT_ENV
+
+    env = {**os.environ, HOST_ENV: "127.0.0.1", PORT_ENV: str(port), WEBHOOK_SECRET_ENV: secret}
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "taskroom.host.service.run_file", str(file), env=env
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    base_url = await service.start()
-    stderr.print(f"service on {base_url}", highlight=False, soft_wrap=True)
+    exited = asyncio.ensure_future(child.wait())
+    stopping = asyncio.ensure_future(stop.wait())
     try:
-        async with RoomClient(room_url, room, token, reconnect=False) as client:
-            if register:
-                await client.request("services.register", {"name": name, "url": base_url})
-            for service_path in service.paths.values():
-                joined: dict[str, Any] = await client.request(
-                    "room.call", {"service": name, "agent": service_path.identity}
-                )
-                stderr.print(
-                    f"{joined.get('identity')} joined room {room} as "
-                    f"{joined.get('participant_id')} (from {base_url}{service_path.path})",
-                    highlight=False,
-                    soft_wrap=True,
-                )
-        await stop.wait()
+        base_url = f"http://127.0.0.1:{port}"
+        agents = await _wait_for_service(base_url, file, exited, stopping)
+        if agents is None:
+            return 0 if stop.is_set() else (child.returncode or 1)
+        stderr.print(f"service {file} on {base_url}", highlight=False, soft_wrap=True)
+        await _call_in(agents, base_url, name, register, room_url, room, token)
+        await asyncio.wait({exited, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if exited.done() and not stop.is_set():
+            stderr.print(f"{file} exited with code {child.returncode}", highlight=False)
+            return child.returncode or 1
         stderr.print("stopping: every agent leaves its room", highlight=False, soft_wrap=True)
+        return 0
     finally:
-        await service.stop()
+        stopping.cancel()
+        await _end_child(child, exited)
+
+
+async def _wait_for_service(
+    base_url: str, file: Path, exited: asyncio.Future[int], stopping: asyncio.Future[Any]
+) -> list[dict[str, Any]] | None:
+    """The agents the child's service declares, once it answers; None if it exited (or we
+    were stopped) first."""
+    import aiohttp
+
+    from taskroom.host.service.service_host import WELL_KNOWN_PATH
+
+    deadline = asyncio.get_running_loop().time() + SERVICE_START_TIMEOUT
+    async with aiohttp.ClientSession() as http:
+        while not exited.done() and not stopping.done():
+            try:
+                async with http.get(base_url + WELL_KNOWN_PATH) as resp:
+                    if resp.status == 200:
+                        agents: list[dict[str, Any]] = (await resp.json())["agents"]
+                        return agents
+            except (aiohttp.ClientError, ValueError, KeyError):
+                pass
+            if asyncio.get_running_loop().time() > deadline:
+                fail(
+                    f"{file} did not serve {WELL_KNOWN_PATH} at {base_url} within "
+                    f"{SERVICE_START_TIMEOUT:g} s; let its ServiceHost take the port from "
+                    "TASKROOM_SERVICE_PORT (do not pass port=)"
+                )
+            await asyncio.sleep(0.1)
+    if exited.done() and not stopping.done():
+        stderr.print(
+            f"[red]error:[/red] {file} exited with code {exited.result()} before serving",
+            highlight=False,
+            soft_wrap=True,
+        )
+    return None
+
+
+async def _call_in(
+    agents: list[dict[str, Any]],
+    base_url: str,
+    name: str,
+    register: bool,
+    room_url: str,
+    room: str,
+    token: str,
+) -> None:
+    """Register the service, then call each path in: toolkits first, so agents that
+    require them find them at start."""
+    from taskroom.host.client.room_client import RoomClient
+
+    ordered = sorted(agents, key=lambda a: a.get("kind") != "toolkit")
+    async with RoomClient(room_url, room, token, reconnect=False) as client:
+        if register:
+            await client.request("services.register", {"name": name, "url": base_url})
+        for agent in ordered:
+            joined: dict[str, Any] = await client.request(
+                "room.call", {"service": name, "agent": agent["identity"]}
+            )
+            stderr.print(
+                f"{joined.get('identity')} joined room {room} as "
+                f"{joined.get('participant_id')} (from {base_url}{agent.get('path')})",
+                highlight=False,
+                soft_wrap=True,
+            )
+
+
+async def _end_child(child: asyncio.subprocess.Process, exited: asyncio.Future[int]) -> None:
+    """SIGTERM the child so its agents leave their rooms; SIGKILL if it takes too long."""
+    if not exited.done():
+        with contextlib.suppress(ProcessLookupError):
+            child.terminate()
+        try:
+            await asyncio.wait_for(asyncio.shield(exited), CHILD_STOP_TIMEOUT)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                child.kill()
+            await exited

@@ -23,6 +23,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from taskroom.host import protocol
+from taskroom.host.client.agents import AgentsClient
 from taskroom.host.client.connection import open_room
 from taskroom.host.client.hosting import ToolkitHosting
 from taskroom.host.client.tasks import TasksClient
@@ -137,6 +138,11 @@ class RoomClient:
                 await self._reader
         self._fail_pending("the client closed")
         self.connected.clear()
+
+    @property
+    def agents(self) -> AgentsClient:
+        """MeshAgent's agent API: ask, invoke_tool, list_toolkits, list_agents, make_call."""
+        return AgentsClient(self)
 
     @property
     def tasks(self) -> TasksClient:

@@ -56,9 +56,11 @@ class ToolResult(_Progress):
 
 
 class ToolRefused(_Progress):
-    """The model asked for a call the agent could not make (no such tool, bad arguments)."""
+    """A tool call the model asked for failed: no such tool, arguments that are not JSON,
+    or the tool itself raised (then ``toolkit`` names its toolkit). The model is told."""
 
     kind: Literal["tool.error"] = "tool.error"
+    toolkit: str | None = Field(default=None, description="set when the tool was found")
     tool: str
     error: str
 
@@ -153,8 +155,8 @@ def describe_event(data: dict[str, Any] | BaseModel) -> str:
             return f"calling {toolkit}.{tool} {json.dumps(arguments)}"
         case ToolResult(toolkit=toolkit, tool=tool, ok=ok, error=error):
             return f"{toolkit}.{tool} " + ("done" if ok else f"failed: {error}")
-        case ToolRefused(tool=tool, error=error):
-            return f"tool {tool} failed: {error}"
+        case ToolRefused(toolkit=toolkit, tool=tool, error=error):
+            return f"tool {toolkit + '.' if toolkit else ''}{tool} failed: {error}"
         case NestedProgress(toolkit=toolkit, event=inner):
             return f"{toolkit} › {describe_event(inner)}"
         case OutputInvalid(attempt=attempt, error=error):

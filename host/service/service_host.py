@@ -6,6 +6,14 @@ minted, and answers only once the agent has started, so the caller learns at onc
 the agent is really there. One service serves many rooms at once; each agent lives until
 the room dismisses it, its connection is closed for good, or the service stops.
 
+A path may also offer a :class:`~taskroom.toolkits.RemoteToolkit`: called into a room,
+it hosts its tools there until dismissed, as an agent would.
+
+Host and port come from the constructor, else TASKROOM_SERVICE_HOST / TASKROOM_SERVICE_PORT
+(which ``taskroom service run`` sets for the file it runs), else 127.0.0.1 and a free
+port. The webhook secret comes from the constructor, else TASKROOM_WEBHOOK_SECRET, else
+TASKROOM_SECRET; a service with none still starts, and refuses every webhook.
+
 Each webhook is accepted once: its signature binds method, path and body, and its id is
 remembered until the signature expires. The token the room mints lives minutes; while
 the agent is connected the service swaps it for a fresh one (``token.refresh``) well
@@ -18,6 +26,8 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
+import signal
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -37,10 +47,14 @@ from taskroom.host.auth.webhooks import (
 )
 from taskroom.host.client.room_client import RoomClient
 from taskroom.host.protocol import ErrorCode, RoomError
+from taskroom.host.protocol.errors import TaskroomError
 
 logger = logging.getLogger(__name__)
 
 WELL_KNOWN_PATH = "/.well-known/taskroom-service.json"
+HOST_ENV = "TASKROOM_SERVICE_HOST"
+PORT_ENV = "TASKROOM_SERVICE_PORT"
+DEFAULT_HOST = "127.0.0.1"
 START_TIMEOUT = 50.0
 """Bound on joining and starting one agent; below the room's 60 s webhook deadline, so an
 agent the room has given up on never joins late."""
@@ -56,6 +70,14 @@ class ServiceAgent(Protocol):
     async def start(self, room: RoomClient) -> None: ...
 
     async def stop(self) -> None: ...
+
+
+class ServiceStartError(TaskroomError):
+    """The service cannot listen where it was told to (a busy port, say)."""
+
+
+class WebhookSecretMissing(WebhookError):
+    """The service was started without a webhook secret, so it can accept no call."""
 
 
 AgentFactory = Callable[[], ServiceAgent]
@@ -99,11 +121,16 @@ class ServiceHost:
     """
 
     def __init__(
-        self, host: str = "127.0.0.1", port: int = 0, webhook_secret: str | None = None
+        self, host: str | None = None, port: int | None = None, webhook_secret: str | None = None
     ) -> None:
-        self.host = host
-        self.port = port
-        self.webhook_secret = service_webhook_secret(webhook_secret)
+        self.host = host or os.environ.get(HOST_ENV) or DEFAULT_HOST
+        self.port = port if port is not None else _env_port()
+        self._no_secret = ""
+        try:
+            self.webhook_secret: str | None = service_webhook_secret(webhook_secret)
+        except WebhookError as exc:
+            self.webhook_secret = None
+            self._no_secret = str(exc)
         self.paths: dict[str, ServicePath] = {}
         self.instances: dict[InstanceKey, ServiceInstance] = {}
         self.base_url: str | None = None
@@ -114,7 +141,7 @@ class ServiceHost:
 
     # --- paths --------------------------------------------------------------------
 
-    def path(self, path: str, *, identity: str) -> Callable[[F], F]:
+    def path(self, path: str, *, identity: str | None = None) -> Callable[[F], F]:
         """Decorator form of :meth:`add_path`; returns the class or factory unchanged."""
 
         def register(factory: F) -> F:
@@ -123,12 +150,20 @@ class ServiceHost:
 
         return register
 
-    def add_path(self, path: str, factory: AgentFactory, identity: str) -> None:
-        """Offer ``factory``'s agents at ``path``; each room call builds a new one."""
+    def add_path(self, path: str, factory: AgentFactory, identity: str | None = None) -> None:
+        """Offer ``factory``'s agents at ``path``; each room call builds a new one.
+
+        Without ``identity`` the agents join as their own ``name`` (a runner's or a
+        toolkit's), read off one instance built now.
+        """
         if not path.startswith("/") or path == "/" or path == WELL_KNOWN_PATH:
             raise ValueError(f"invalid agent path {path!r}: use '/name', not '/' or the well-known")
         if path in self.paths:
             raise ValueError(f"path {path!r} is already taken by {self.paths[path].identity!r}")
+        if identity is None:
+            identity = getattr(factory(), "name", None)
+            if not isinstance(identity, str):
+                raise ValueError(f"the agent at {path!r} has no name; pass identity=")
         if not 1 <= len(identity) <= 128:
             raise ValueError(f"identity {identity!r} must have 1 to 128 characters")
         self.paths[path] = ServicePath(path, factory, identity)
@@ -147,6 +182,11 @@ class ServiceHost:
         await runner.setup()
         try:
             await web.TCPSite(runner, self.host, self.port).start()
+        except OSError as exc:
+            await runner.cleanup()
+            raise ServiceStartError(
+                f"cannot serve on {self.host}:{self.port}: {exc.strerror or exc}"
+            ) from exc
         except BaseException:
             await runner.cleanup()
             raise
@@ -154,7 +194,24 @@ class ServiceHost:
         self.port = runner.addresses[0][1]
         self.base_url = f"http://{self.host}:{self.port}"
         logger.info("service listening on %s with %s", self.base_url, ", ".join(self.paths))
+        if self.webhook_secret is None:
+            logger.warning("%s; every room call will be refused", self._no_secret)
         return self.base_url
+
+    async def run(self) -> None:
+        """Serve until SIGINT or SIGTERM, then stop (every agent leaves its room)."""
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        signals = (signal.SIGINT, signal.SIGTERM)
+        for sig in signals:
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await self.start()
+            await stop.wait()
+        finally:
+            for sig in signals:
+                loop.remove_signal_handler(sig)
+            await self.stop()
 
     async def stop(self) -> None:
         """Stop taking calls, then stop every agent so each leaves its room."""
@@ -218,6 +275,8 @@ class ServiceHost:
             return _error(404, f"no agent at path {request.path!r}; this service has: {offered}")
         body = await request.read()
         try:
+            if self.webhook_secret is None:
+                raise WebhookSecretMissing(f"this service cannot check webhooks: {self._no_secret}")
             verify_webhook(
                 request.method,
                 request.path,
@@ -258,7 +317,7 @@ class ServiceHost:
         client = RoomClient(call.room_url, call.room_name, call.token)
         await client.connect()
         try:
-            await agent.start(client)
+            await agent.start(room=client)
             if client.closed:
                 raise RoomError(
                     ErrorCode.UNAVAILABLE, "the room closed the connection during start"
@@ -330,6 +389,17 @@ def _expiry(token: str) -> float | None:
     except jwt.PyJWTError:
         return None
     return float(exp) if isinstance(exp, int | float) else None
+
+
+def _env_port() -> int:
+    raw = os.environ.get(PORT_ENV) or "0"
+    try:
+        port = int(raw)
+    except ValueError:
+        raise ValueError(f"{PORT_ENV}={raw!r} is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise ValueError(f"{PORT_ENV}={raw!r} is not a port number")
+    return port
 
 
 def _parse_room_call(body: bytes) -> _RoomCallData:
