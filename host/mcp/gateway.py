@@ -28,11 +28,11 @@ from taskroom.agents.providers import ProviderError, RoutedAdapter
 from taskroom.agents.workspace_runner import WorkspaceTaskRunner
 from taskroom.host.client.room_client import RoomClient
 from taskroom.host.mcp import answers
+from taskroom.host.mcp.defaults import DEFAULT_AGENT
 from taskroom.host.mcp.identity import ClientRooms
 from taskroom.host.mcp.models import ModelCatalog, ModelChoice, ModelError
 from taskroom.host.mcp.prompt import FileAccess, FileRefused, build_prompt
 from taskroom.host.mcp.tools import (
-    DEFAULT_AGENT,
     DEFAULT_WAIT_SECONDS,
     MAX_WAIT_SECONDS,
     TASK_TOOLS,

@@ -16,9 +16,9 @@ import stat
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePath
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-import regex
+import re2
 from pydantic import BaseModel, Field
 
 from taskroom.host.protocol import ErrorCode, RoomError
@@ -29,9 +29,9 @@ logger = logging.getLogger(__name__)
 
 MAX_LINE_CHARS = 500
 """A grep match longer than this is cut, so one minified file cannot flood the answer."""
-GREP_SECONDS = 5.0
-"""How long one grep may spend matching: a backtracking pattern is stopped, not left to
-hold a worker thread (and the host) for ever."""
+GREP_SECONDS = 10.0
+"""How long one grep may search: a search over a huge tree stops with what it found.
+(Patterns run on RE2, in time linear in the text, so no single pattern can stall it.)"""
 
 
 class Entry(BaseModel):
@@ -67,6 +67,7 @@ class GrepMatches(BaseModel):
     truncated: bool
     files_searched: int
     files_skipped: int = Field(description="Files skipped as binary, undecodable or too big.")
+    notice: str | None = Field(None, description="Why the search stopped early.")
 
 
 class Written(BaseModel):
@@ -105,6 +106,25 @@ def _lines(text: str) -> list[str]:
     if pieces[-1]:
         lines.append(pieces[-1])
     return lines
+
+
+def compile_pattern(pattern: str, ignore_case: bool = False) -> Any:
+    """``pattern`` compiled with RE2, which matches in time linear in the text, so a
+    pattern that would backtrack for ever elsewhere cannot stall the host here."""
+    options = re2.Options()
+    options.log_errors = False
+    options.case_sensitive = not ignore_case
+    try:
+        return re2.compile(pattern, options=options)
+    except re2.error as exc:
+        reason = exc.args[0] if exc.args else exc
+        if isinstance(reason, bytes):
+            reason = reason.decode("utf-8", "replace")
+        raise RoomError(
+            ErrorCode.INVALID_REQUEST,
+            f"invalid regex {pattern!r}: {reason} (grep uses RE2 syntax: no lookaround or "
+            "backreferences)",
+        ) from None
 
 
 def _os_error(exc: OSError, action: str, shown: str) -> RoomError:
@@ -300,12 +320,7 @@ class _Files:
     def grep(
         self, pattern: str, path: str, include: str | None, ignore_case: bool, max_matches: int
     ) -> GrepMatches:
-        try:
-            compiled = regex.compile(pattern, regex.IGNORECASE if ignore_case else 0)
-        except regex.error as exc:
-            raise RoomError(
-                ErrorCode.INVALID_REQUEST, f"invalid regex {pattern!r}: {exc}"
-            ) from None
+        compiled = compile_pattern(pattern, ignore_case)
         deadline = time.monotonic() + self.grep_seconds
         target = resolve_within(self.root, path)
         files: Iterable[Path]
@@ -321,6 +336,18 @@ class _Files:
         matches: list[str] = []
         searched = skipped = 0
         for file in files:
+            if time.monotonic() >= deadline:
+                notice = (
+                    f"stopped after {self.grep_seconds:g} s, having searched {searched} files; "
+                    "narrow path or include to search the rest"
+                )
+                return GrepMatches(
+                    matches=matches,
+                    truncated=True,
+                    files_searched=searched,
+                    files_skipped=skipped,
+                    notice=notice,
+                )
             try:
                 text = self.read_text(file)
             except RoomError:
@@ -329,18 +356,7 @@ class _Files:
             searched += 1
             for number, line in enumerate(_lines(text), 1):
                 line = line.rstrip("\r\n")
-                try:
-                    found = compiled.search(
-                        line, timeout=max(deadline - time.monotonic(), 0.001), concurrent=True
-                    )
-                except TimeoutError:
-                    raise RoomError(
-                        ErrorCode.TIMEOUT,
-                        f"grep gave up after {self.grep_seconds:g} s of matching {pattern!r} "
-                        f"(at {self.rel(file)}:{number}); the pattern backtracks too much or "
-                        "the search is too wide: simplify it or narrow path/include",
-                    ) from None
-                if found is None:
+                if compiled.search(line) is None:
                     continue
                 if len(matches) == max_matches:
                     return GrepMatches(
@@ -348,12 +364,17 @@ class _Files:
                         truncated=True,
                         files_searched=searched,
                         files_skipped=skipped,
+                        notice=f"stopped at max_matches={max_matches}",
                     )
                 if len(line) > MAX_LINE_CHARS:
                     line = line[:MAX_LINE_CHARS] + "…"
                 matches.append(f"{self.rel(file)}:{number}:{line}")
         return GrepMatches(
-            matches=matches, truncated=False, files_searched=searched, files_skipped=skipped
+            matches=matches,
+            truncated=False,
+            files_searched=searched,
+            files_skipped=skipped,
+            notice=None,
         )
 
     def encoded(self, content: str) -> bytes:
@@ -485,7 +506,8 @@ def files_toolkit(
         """Search text files for lines matching a regular expression.
 
         Args:
-            pattern: A Python regular expression.
+            pattern: A regular expression (RE2 syntax: like Python's, without lookaround or
+                backreferences).
             path: File or directory to search, relative to the root.
             include: Only search files whose name matches this glob, e.g. '*.py'.
             ignore_case: Match without regard to case.
