@@ -147,6 +147,39 @@ async def test_a_model_without_a_key_and_unknown_classes_are_clear_errors(stack:
         assert not any(t["task"] == "x" for t in listed["tasks"])  # nothing was started
 
 
+@in_module_loop
+async def test_workspace_and_no_shell_flags(stack: Stack) -> None:
+    stack.llm.clear()
+    stack.llm.script(json_output({"result": "seen"}))
+    first = len(stack.llm.requests)
+    elsewhere = stack.tmp / "elsewhere"
+    await asyncio.to_thread(elsewhere.mkdir, exist_ok=True)
+    flags = ["--workspace", str(stack.workdir), "--no-shell"]
+    async with stdio_gateway(stack, models_config=False, extra=flags, cwd=elsewhere) as mcp:
+        started = data(
+            await mcp.call_tool("run_task", {"task": "Use the notes.", "files": ["notes.txt"]})
+        )
+        waited = data(await mcp.call_tool("wait_for_task", {"task_id": started["task_id"]}))
+        assert waited["output"] == "seen"
+    body = stack.llm.requests[first].body
+    assert "PELICAN" in json.dumps(body["input"])  # 'files' are read from the workspace
+    assert str(stack.workdir) in body["instructions"]
+    tools = offered(stack, first)
+    assert {"write", "apply_patch"} <= tools and "shell" not in tools
+
+
+@in_module_loop
+async def test_no_runner_hosts_none_and_run_task_says_what_is_there(stack: Stack) -> None:
+    own = ["--no-runner", "--token", stack.token("gateway-without-runner")]
+    async with stdio_gateway(stack, models_config=False, extra=own) as mcp:
+        names = {t.name for t in (await mcp.list_tools()).tools}
+        assert "agent_llm-task-runner" in names
+        assert "agent_workspace-task-runner" not in names
+        missing = error_text(await mcp.call_tool("run_task", {"task": "x"}))
+        assert "'workspace-task-runner' is not in room" in missing
+        assert "llm-task-runner" in missing
+
+
 @asynccontextmanager
 async def http_gateway(stack: Stack) -> AsyncIterator[str]:
     port = free_port()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -111,13 +111,16 @@ async def stdio_gateway(
     *,
     models_config: bool = True,
     message_handler: Any = None,
+    extra: Sequence[str] = (),
+    cwd: Path | None = None,
 ) -> AsyncIterator[ClientSession]:
-    """`taskroom mcp` as a stdio subprocess; the SDK's client stops it on exit."""
+    """`taskroom mcp` (with ``extra`` arguments) as a stdio subprocess, started in ``cwd``
+    (default: the workspace); the SDK's client stops it on exit."""
     params = StdioServerParameters(
         command=str(BIN / "taskroom"),
-        args=stack.gateway_args(url, models_config=models_config),
+        args=[*stack.gateway_args(url, models_config=models_config), *extra],
         env=stack.env,
-        cwd=str(stack.workdir),
+        cwd=str(cwd or stack.workdir),
     )
     async with stdio_client(params, errlog=stack.errlog) as (read, write):
         async with ClientSession(read, write, message_handler=message_handler) as session:
