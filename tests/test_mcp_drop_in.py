@@ -16,9 +16,10 @@ from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
-from taskroom.agents import LLMTaskRunner, OpenAIResponsesAdapter
+from taskroom.agents import DynamicLLMTaskRunner, LLMTaskRunner, OpenAIResponsesAdapter
 from taskroom.agents.testing import json_output, tool_calls
 from taskroom.host.client.room_client import RoomClient
+from taskroom.host.mcp.gateway import structured_result
 
 from .processes import BIN, Process, free_port, wait_http
 from .test_mcp_gateway import (
@@ -178,6 +179,38 @@ async def test_no_runner_hosts_none_and_run_task_says_what_is_there(stack: Stack
         missing = error_text(await mcp.call_tool("run_task", {"task": "x"}))
         assert "'workspace-task-runner' is not in room" in missing
         assert "llm-task-runner" in missing
+
+
+@in_module_loop
+async def test_agent_tools_answer_objects_as_the_cli_prints_them(stack: Stack) -> None:
+    adapter = OpenAIResponsesAdapter(base_url=stack.llm.base_url, api_key="k", max_retries=0)
+    runner = DynamicLLMTaskRunner(llm_adapter=adapter)
+    stack.llm.clear()
+    stack.llm.script(json_output({"answer": 42, "unit": "m"}))
+    schema = {
+        "type": "object",
+        "properties": {"answer": {"type": "integer"}, "unit": {"type": "string"}},
+        "required": ["answer", "unit"],
+        "additionalProperties": False,
+    }
+    async with RoomClient(stack.url, ROOM, stack.token("dynamic", "agent")) as client:
+        await runner.start(client)
+        try:
+            async with stdio_gateway(stack, models_config=False) as mcp:
+                tool = "agent_dynamic-llm-task-runner"
+                assert tool in {t.name for t in (await mcp.list_tools()).tools}
+                answer = await mcp.call_tool(tool, {"prompt": "How far?", "output_schema": schema})
+                assert data(answer) == {"answer": 42, "unit": "m"}  # not wrapped
+                assert answer.meta is not None
+                task_id = answer.meta["taskroom/task_id"]
+                record = await mcp.call_tool("get_task_result", {"task_id": task_id})
+                assert record.structured_content is not None
+                assert record.structured_content["result"] == data(answer)  # as `invoke` prints
+        finally:
+            await runner.stop()
+    assert structured_result("text") == {"result": "text"}
+    assert structured_result([1, 2]) == {"result": [1, 2]}
+    assert structured_result(None) == {"result": None}
 
 
 @asynccontextmanager

@@ -102,6 +102,12 @@ def _reporter(ctx: ServerRequestContext[Any]) -> Report:
     return report
 
 
+def structured_result(result: Any) -> dict[str, Any]:
+    """An agent's result as MCP ``structuredContent``, which must be an object: an object
+    result as it is (what ``taskroom invoke`` prints), anything else as ``{"result": ...}``."""
+    return result if isinstance(result, dict) else {"result": result}
+
+
 def _model_list(value: Any) -> list[str] | None:
     """``model`` as a list; a string holding a JSON array is parsed (some clients send that)."""
     if value is None:
@@ -506,10 +512,4 @@ class McpGateway:
                 f"{error.get('message', 'no reason given')}",
                 meta,
             )
-        result = task.get("result")
-        structured: dict[str, Any] = (
-            result
-            if isinstance(result, dict) and agent.tool.output_schema is not None
-            else {"result": result}
-        )
-        return _ok(structured, meta)
+        return _ok(structured_result(task.get("result")), meta)
