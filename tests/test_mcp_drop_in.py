@@ -47,6 +47,12 @@ PATCH = "\n".join(
 )
 
 
+async def _record(stack: Stack, task_id: str) -> dict[str, Any]:
+    """The task as the room keeps it, read by the gateway's own identity."""
+    async with RoomClient(stack.url, ROOM, stack.token(), reconnect=False) as client:
+        return await client.tasks.get(task_id)
+
+
 def offered(stack: Stack, index: int) -> set[str]:
     return {t["name"] for t in stack.llm.requests[index].body["tools"]}
 
@@ -82,10 +88,26 @@ async def test_model_classes_work_with_only_taskroom_model_set(stack: Stack) -> 
             )
         )
         assert {t["status"] for t in every["tasks"]} == {"completed"}
-        for task_id in batch["task_ids"]:
+        for task_id, requested in zip(batch["task_ids"], classes, strict=True):
             status = data(await mcp.call_tool("check_task_status", {"task_id": task_id}))
             assert status["model"] == DEFAULT_MODEL and status["readOnly"]
-            assert set(status["model_requested"].split(" / ")) == set(classes)
+            assert status["model_requested"] == requested  # its own entry, not the batch's
+            assert status["model_reason"] == (
+                f"class {requested!r}: no model set for it, so the default model (TASKROOM_MODEL)"
+            )
+            result = await mcp.call_tool("get_task_result", {"task_id": task_id})
+            assert result.structured_content is not None
+            assert result.structured_content["model_requested"] == requested
+        listed = data(await mcp.call_tool("list_tasks", {"batch_id": batch["batch_id"]}))
+        reasons = {t["id"]: t["model_reason"] for t in listed["tasks"]}
+        assert [reasons[i].split("'")[1] for i in batch["task_ids"]] == classes
+        record = await _record(stack, batch["task_ids"][1])
+        assert record["model"] == DEFAULT_MODEL
+        assert record["arguments"]["model_selection"][1] == {
+            "requested": "mini",
+            "model": DEFAULT_MODEL,
+            "reason": status["model_reason"].replace("'reasoning'", "'mini'"),
+        }
     assert [r.body["model"] for r in stack.llm.requests[first:]] == [DEFAULT_MODEL] * 4
 
 
