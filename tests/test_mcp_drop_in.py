@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import mcp_types as types
+import pytest
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
@@ -62,12 +64,57 @@ def tool_outputs(stack: Stack, index: int) -> list[str]:
     return [i["output"] for i in items if i.get("type") == "function_call_output"]
 
 
+@asynccontextmanager
+async def http_gateway(stack: Stack, log: str = "gateway-identity") -> AsyncIterator[str]:
+    port = free_port()
+    gateway = Process(
+        [str(BIN / "taskroom"), *stack.gateway_args(models_config=False), "--http"]
+        + ["--port", str(port), "--workspace", str(stack.workdir)],
+        env=stack.env,
+        log=stack.tmp / f"{log}.log",
+    )
+    try:
+        await asyncio.to_thread(wait_http, f"http://127.0.0.1:{port}/healthz")
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        gateway.stop()
+
+
+@asynccontextmanager
+async def http_client(url: str, token: str | None = None) -> AsyncIterator[ClientSession]:
+    """An MCP client over streamable HTTP; with ``token``, under that identity in the room."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with create_mcp_http_client(headers=headers) as client:
+        async with streamable_http_client(url, http_client=client) as (read, write):
+            async with ClientSession(read, write) as session:
+                await session.initialize()
+                yield session
+
+
+@asynccontextmanager
+async def gateway(stack: Stack, transport: str) -> AsyncIterator[ClientSession]:
+    """The gateway with no models config, as a stdio child or an HTTP server."""
+    if transport == "stdio":
+        async with stdio_gateway(stack, models_config=False) as session:
+            yield session
+        return
+    async with http_gateway(stack, log=f"gateway-{transport}") as url:
+        async with http_client(url) as session:
+            yield session
+
+
+TRANSPORTS = pytest.mark.parametrize("transport", ["stdio", "http"])
+
+
+@TRANSPORTS
 @in_module_loop
-async def test_model_classes_work_with_only_taskroom_model_set(stack: Stack) -> None:
+async def test_model_classes_work_with_only_taskroom_model_set(
+    stack: Stack, transport: str
+) -> None:
     stack.llm.clear()
     stack.llm.script(*(json_output({"result": f"answer {n}"}) for n in range(4)))
     first = len(stack.llm.requests)
-    async with stdio_gateway(stack, models_config=False) as mcp:
+    async with gateway(stack, transport) as mcp:
         single = data(await mcp.call_tool("run_task", {"task": "Quick one.", "model": "mini"}))
         assert single["model"] == DEFAULT_MODEL and single["model_requested"] == "mini"
         assert "default model (TASKROOM_MODEL)" in single["model_reason"]
@@ -111,16 +158,20 @@ async def test_model_classes_work_with_only_taskroom_model_set(stack: Stack) -> 
     assert [r.body["model"] for r in stack.llm.requests[first:]] == [DEFAULT_MODEL] * 4
 
 
+@TRANSPORTS
 @in_module_loop
-async def test_the_workspace_agent_reads_greps_writes_and_patches(stack: Stack) -> None:
+async def test_the_workspace_agent_reads_greps_writes_and_patches(
+    stack: Stack, transport: str
+) -> None:
     await asyncio.to_thread((stack.workdir / "plan.md").write_text, "# Plan\n- draft\n")
+    await asyncio.to_thread(shutil.rmtree, stack.workdir / "out", ignore_errors=True)
     stack.llm.clear()
     stack.llm.script(
         tool_calls([("read", {"path": "notes.txt"}), ("grep", {"pattern": "PEL[A-Z]+"})]),
         json_output({"result": "PELICAN"}),
     )
     first = len(stack.llm.requests)
-    async with stdio_gateway(stack, models_config=False) as mcp:
+    async with gateway(stack, transport) as mcp:
         looked = data(
             await mcp.call_tool("run_task", {"task": "Find the code word.", "read_only": True})
         )
@@ -233,32 +284,6 @@ async def test_agent_tools_answer_objects_as_the_cli_prints_them(stack: Stack) -
     assert structured_result("text") == {"result": "text"}
     assert structured_result([1, 2]) == {"result": [1, 2]}
     assert structured_result(None) == {"result": None}
-
-
-@asynccontextmanager
-async def http_gateway(stack: Stack) -> AsyncIterator[str]:
-    port = free_port()
-    gateway = Process(
-        [str(BIN / "taskroom"), *stack.gateway_args(models_config=False), "--http"]
-        + ["--port", str(port)],
-        env=stack.env,
-        log=stack.tmp / "gateway-identity.log",
-    )
-    try:
-        await asyncio.to_thread(wait_http, f"http://127.0.0.1:{port}/healthz")
-        yield f"http://127.0.0.1:{port}/mcp"
-    finally:
-        gateway.stop()
-
-
-@asynccontextmanager
-async def http_client(url: str, token: str) -> AsyncIterator[ClientSession]:
-    headers = {"Authorization": f"Bearer {token}"}
-    async with create_mcp_http_client(headers=headers) as client:
-        async with streamable_http_client(url, http_client=client) as (read, write):
-            async with ClientSession(read, write) as session:
-                await session.initialize()
-                yield session
 
 
 @in_module_loop
