@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import resource
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -244,6 +246,29 @@ async def test_write_and_edit(files: Toolkit, root: Path):
         capped, "write", {"path": "y.txt", "content": "12345"}, ErrorCode.INVALID_REQUEST
     )
     assert not (root / "y.txt").exists()
+
+
+async def test_write_and_edit_replace_a_file_whole_keeping_its_mode(files: Toolkit, root: Path):
+    (root / "a.txt").chmod(0o640)
+    await call(files, "write", {"path": "a.txt", "content": "uno\n"})
+    await call(files, "edit", {"path": "a.txt", "old_text": "uno", "new_text": "one"})
+    assert (root / "a.txt").read_text() == "one\n"
+    assert (root / "a.txt").stat().st_mode & 0o777 == 0o640
+    # A write the file system refuses part way (here: over the process's file size limit)
+    # leaves the old content whole and no temporary file behind.
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1_000, hard))
+    try:
+        message = await refused(
+            files, "write", {"path": "a.txt", "content": "x" * 5_000}, ErrorCode.FAILED
+        )
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, handler)
+    assert "cannot write a.txt" in message
+    assert (root / "a.txt").read_text() == "one\n"
+    assert sorted(os.listdir(root)) == ["a.txt", "leak.txt", "link", "sub"]
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,7 @@ import fnmatch
 import logging
 import os
 import stat
+import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePath
@@ -125,6 +126,34 @@ def compile_pattern(pattern: str, ignore_case: bool = False) -> Any:
             f"invalid regex {pattern!r}: {reason} (grep uses RE2 syntax: no lookaround or "
             "backreferences)",
         ) from None
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_NEW_FILE_MODE = 0o666 & ~_umask()
+
+
+def replace_file(target: Path, data: bytes) -> None:
+    """Write ``data`` to ``target`` all or nothing: into a temporary file beside it, then
+    renamed over it, so a failed write (a full disk, a crash) leaves the old content whole.
+    An existing file keeps its permissions."""
+    try:
+        mode = stat.S_IMODE(target.stat().st_mode)
+    except FileNotFoundError:
+        mode = _NEW_FILE_MODE
+    fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(temp, mode)
+        os.replace(temp, target)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
 
 
 def _os_error(exc: OSError, action: str, shown: str) -> RoomError:
@@ -398,7 +427,7 @@ class _Files:
             raise RoomError(ErrorCode.INVALID_REQUEST, f"{shown} is not a regular file")
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data)
+            replace_file(target, data)
         except OSError as exc:
             raise _os_error(exc, "write", shown) from None
         logger.info("files: wrote %d bytes to %s", len(data), target)
@@ -420,7 +449,7 @@ class _Files:
         at = text.index(old_text)
         data = self.encoded(text[:at] + new_text + text[at + len(old_text) :])
         try:
-            target.write_bytes(data)
+            replace_file(target, data)
         except OSError as exc:
             raise _os_error(exc, "write", shown) from None
         logger.info("files: edited %s", target)
