@@ -81,25 +81,31 @@ async def http_gateway(stack: Stack, log: str = "gateway-identity") -> AsyncIter
 
 
 @asynccontextmanager
-async def http_client(url: str, token: str | None = None) -> AsyncIterator[ClientSession]:
+async def http_client(
+    url: str, token: str | None = None, message_handler: Any = None
+) -> AsyncIterator[ClientSession]:
     """An MCP client over streamable HTTP; with ``token``, under that identity in the room."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     async with create_mcp_http_client(headers=headers) as client:
         async with streamable_http_client(url, http_client=client) as (read, write):
-            async with ClientSession(read, write) as session:
+            async with ClientSession(read, write, message_handler=message_handler) as session:
                 await session.initialize()
                 yield session
 
 
 @asynccontextmanager
-async def gateway(stack: Stack, transport: str) -> AsyncIterator[ClientSession]:
+async def gateway(
+    stack: Stack, transport: str, message_handler: Any = None
+) -> AsyncIterator[ClientSession]:
     """The gateway with no models config, as a stdio child or an HTTP server."""
     if transport == "stdio":
-        async with stdio_gateway(stack, models_config=False) as session:
+        async with stdio_gateway(
+            stack, models_config=False, message_handler=message_handler
+        ) as session:
             yield session
         return
     async with http_gateway(stack, log=f"gateway-{transport}") as url:
-        async with http_client(url) as session:
+        async with http_client(url, message_handler=message_handler) as session:
             yield session
 
 
@@ -334,10 +340,13 @@ async def _until(check: Any, what: str, seconds: float = 10.0) -> None:
         await asyncio.sleep(0.05)
 
 
+@TRANSPORTS
 @in_module_loop
-async def test_a_runner_joining_or_leaving_sends_tools_list_changed(stack: Stack) -> None:
+async def test_a_runner_joining_or_leaving_sends_tools_list_changed(
+    stack: Stack, transport: str
+) -> None:
     seen = Notifications()
-    async with stdio_gateway(stack, models_config=False, message_handler=seen) as mcp:
+    async with gateway(stack, transport, message_handler=seen) as mcp:
         names = {t.name for t in (await mcp.list_tools()).tools}
         assert "agent_workspace-task-runner" in names and "agent_late-joiner" not in names
         adapter = OpenAIResponsesAdapter(base_url=stack.llm.base_url, api_key="k")
