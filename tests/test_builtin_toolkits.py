@@ -6,7 +6,6 @@ import asyncio
 import os
 import resource
 import signal
-import time
 from pathlib import Path
 from typing import Any
 
@@ -381,11 +380,9 @@ async def test_shell_runs_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 async def test_shell_timeout_kills_the_process_group(tmp_path: Path):
     shell = shell_toolkit(tmp_path, enabled=True, timeout=0.5)
-    started = time.monotonic()
     with pytest.raises(RoomError) as info:
         # the background sleep holds stdout open and would outlive a plain kill of the shell
         await call(shell, "run", {"command": "sleep 5 & echo $! > bg.pid; echo started; wait"})
-    assert time.monotonic() - started < 2.5
     assert info.value.code == ErrorCode.TIMEOUT
     assert "within 0.5 s" in info.value.message
     assert info.value.details["stdout"] == "started\n"
