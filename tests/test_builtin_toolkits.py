@@ -162,6 +162,14 @@ async def test_glob(files: Toolkit):
     assert (await call(files, "glob", {"pattern": "link/*"}))["matches"] == []
     capped = await call(files, "glob", {"pattern": "**/*", "max_results": 1})
     assert len(capped["matches"]) == 1 and capped["truncated"] is True
+    assert "max_results=1" in capped["notice"]
+    for outward in ("link/**", "*/**/secret.txt", "**/secret.txt", "link/*.txt"):
+        assert (await call(files, "glob", {"pattern": outward}))["matches"] == []
+    every = await call(files, "glob", {"pattern": "**"})
+    assert every["matches"] == ["a.txt", "sub", "sub/b.py", "sub/deep", "sub/deep/c.md"]
+    assert (await call(files, "glob", {"pattern": "sub/*"}))["matches"] == ["sub/b.py", "sub/deep"]
+    assert (await call(files, "glob", {"pattern": "[!b]*.txt"}))["matches"] == ["a.txt"]
+    assert (await call(files, "glob", {"pattern": "sub/?.py"}))["matches"] == ["sub/b.py"]
     for pattern in ("../*", "/etc/*"):
         message = await refused(files, "glob", {"pattern": pattern}, ErrorCode.PERMISSION_DENIED)
         assert "path escapes the root" in message

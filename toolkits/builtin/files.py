@@ -15,7 +15,7 @@ import os
 import stat
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path, PurePath
 from typing import Annotated, Any, Literal
 
@@ -61,6 +61,7 @@ class FileText(BaseModel):
 class GlobMatches(BaseModel):
     matches: list[str]
     truncated: bool
+    notice: str | None = Field(None, description="Why the search stopped early.")
 
 
 class GrepMatches(BaseModel):
@@ -126,6 +127,50 @@ def compile_pattern(pattern: str, ignore_case: bool = False) -> Any:
             f"invalid regex {pattern!r}: {reason} (grep uses RE2 syntax: no lookaround or "
             "backreferences)",
         ) from None
+
+
+_ANY_DIRS = "(?:[^/]+/)*"
+
+
+def _glob_part(part: str) -> str:
+    """One path component of a glob as a regex: ``*`` and ``?`` never cross a '/'."""
+    out, i = [], 0
+    while i < len(part):
+        char = part[i]
+        end = part.find("]", i + 2) if char == "[" else -1
+        if char == "*":
+            out.append("[^/]*")
+        elif char == "?":
+            out.append("[^/]")
+        elif end != -1:  # a class such as [a-z] or [!0-9]
+            body = part[i + 1 : end]
+            negate = body.startswith("!")
+            body = body[1:] if negate else body
+            body = body.replace("\\", "\\\\").replace("^", "\\^").replace("[", "\\[")
+            out.append(("[^" if negate else "[") + body + "]")
+            i = end
+        else:
+            out.append(re2.escape(char))
+        i += 1
+    return "".join(out)
+
+
+def glob_matcher(parts: Sequence[str]) -> Any:
+    """A glob's components as one RE2 regex over '/'-separated relative paths; ``**``
+    stands for any number of directories. RE2, so no pattern can make matching slow."""
+    pieces = []
+    for index, part in enumerate(parts):
+        last = index == len(parts) - 1
+        if part == "**":
+            pieces.append(_ANY_DIRS + "[^/]+" if last else _ANY_DIRS)
+        else:
+            pieces.append(_glob_part(part) + ("" if last else "/"))
+    options = re2.Options()
+    options.log_errors = False
+    try:
+        return re2.compile("".join(pieces), options=options)
+    except re2.error as exc:
+        raise RoomError(ErrorCode.INVALID_REQUEST, f"invalid glob: {exc}") from None
 
 
 def _umask() -> int:
@@ -208,14 +253,17 @@ class _Files:
             return Entry(path=path, type="file", size=size)
         return Entry(path=path, type="other")
 
-    def walk(self, top: Path, recursive: bool) -> Iterator[os.DirEntry[str]]:
+    def walk(
+        self, top: Path, recursive: bool, max_depth: int | None = None
+    ) -> Iterator[os.DirEntry[str]]:
         """Entries under ``top`` in name order, depth first; symlinked dirs are not entered.
+        ``max_depth`` (1: ``top``'s own entries) bounds a recursive walk.
 
         An unreadable ``top`` raises; unreadable subdirectories are skipped.
         """
-        stack = [top]
+        stack = [(top, 1)]
         while stack:
-            current = stack.pop()
+            current, depth = stack.pop()
             try:
                 with os.scandir(current) as it:
                     items = sorted(it, key=lambda e: e.name)
@@ -224,11 +272,12 @@ class _Files:
                     raise _os_error(exc, "list", self.rel(top)) from None
                 logger.debug("skipping unreadable directory %s: %s", current, exc)
                 continue
+            deeper = recursive and (max_depth is None or depth < max_depth)
             subdirs = []
             for item in items:
                 yield item
-                if recursive and item.is_dir(follow_symlinks=False):
-                    subdirs.append(Path(item.path))
+                if deeper and item.is_dir(follow_symlinks=False):
+                    subdirs.append((Path(item.path), depth + 1))
             stack.extend(reversed(subdirs))
 
     def list(self, path: str, recursive: bool, max_entries: int) -> Listing:
@@ -330,21 +379,27 @@ class _Files:
         )
 
     def glob(self, pattern: str, max_results: int) -> GlobMatches:
-        if PurePath(pattern).is_absolute() or ".." in PurePath(pattern).parts:
+        parts = PurePath(pattern).parts
+        if PurePath(pattern).is_absolute() or ".." in parts:
             raise RoomError(ErrorCode.PERMISSION_DENIED, f"path escapes the root: {pattern!r}")
+        if not parts:
+            raise RoomError(ErrorCode.INVALID_REQUEST, f"invalid glob {pattern!r}: it is empty")
+        matcher = glob_matcher(parts)
+        depth = None if "**" in parts else len(parts)
+        deadline = time.monotonic() + self.grep_seconds
         matches: list[str] = []
-        truncated = False
-        try:
-            for found in self.root.glob(pattern):
-                if not self.inside(found):
-                    continue  # reached through a symlink that points out of the root
-                if len(matches) == max_results:
-                    truncated = True
-                    break
-                matches.append(self.rel(found))
-        except ValueError as exc:  # an empty or malformed pattern
-            raise RoomError(ErrorCode.INVALID_REQUEST, f"invalid glob {pattern!r}: {exc}") from None
-        return GlobMatches(matches=sorted(matches), truncated=truncated)
+        for item in self.walk(self.root, recursive=True, max_depth=depth):
+            if time.monotonic() >= deadline:
+                notice = f"stopped after {self.grep_seconds:g} s; narrow the pattern"
+                return GlobMatches(matches=sorted(matches), truncated=True, notice=notice)
+            found = Path(item.path)
+            if matcher.fullmatch(self.rel(found)) is None or not self.inside(found):
+                continue  # a symlink pointing out of the root is no match either
+            if len(matches) == max_results:
+                notice = f"stopped at max_results={max_results}"
+                return GlobMatches(matches=sorted(matches), truncated=True, notice=notice)
+            matches.append(self.rel(found))
+        return GlobMatches(matches=sorted(matches), truncated=False, notice=None)
 
     def grep(
         self, pattern: str, path: str, include: str | None, ignore_case: bool, max_matches: int
