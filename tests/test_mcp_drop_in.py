@@ -6,19 +6,22 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import mcp_types as types
+import pytest
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
-from taskroom.agents import LLMTaskRunner, OpenAIResponsesAdapter
+from taskroom.agents import DynamicLLMTaskRunner, LLMTaskRunner, OpenAIResponsesAdapter
 from taskroom.agents.testing import json_output, tool_calls
 from taskroom.host.client.room_client import RoomClient
+from taskroom.host.mcp.gateway import structured_result
 
 from .processes import BIN, Process, free_port, wait_http
 from .test_mcp_gateway import (
@@ -46,6 +49,12 @@ PATCH = "\n".join(
 )
 
 
+async def _record(stack: Stack, task_id: str) -> dict[str, Any]:
+    """The task as the room keeps it, read by the gateway's own identity."""
+    async with RoomClient(stack.url, ROOM, stack.token(), reconnect=False) as client:
+        return await client.tasks.get(task_id)
+
+
 def offered(stack: Stack, index: int) -> set[str]:
     return {t["name"] for t in stack.llm.requests[index].body["tools"]}
 
@@ -55,12 +64,63 @@ def tool_outputs(stack: Stack, index: int) -> list[str]:
     return [i["output"] for i in items if i.get("type") == "function_call_output"]
 
 
+@asynccontextmanager
+async def http_gateway(stack: Stack, log: str = "gateway-identity") -> AsyncIterator[str]:
+    port = free_port()
+    gateway = Process(
+        [str(BIN / "taskroom"), *stack.gateway_args(models_config=False), "--http"]
+        + ["--port", str(port), "--workspace", str(stack.workdir)],
+        env=stack.env,
+        log=stack.tmp / f"{log}.log",
+    )
+    try:
+        await asyncio.to_thread(wait_http, f"http://127.0.0.1:{port}/healthz")
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        gateway.stop()
+
+
+@asynccontextmanager
+async def http_client(
+    url: str, token: str | None = None, message_handler: Any = None
+) -> AsyncIterator[ClientSession]:
+    """An MCP client over streamable HTTP; with ``token``, under that identity in the room."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with create_mcp_http_client(headers=headers) as client:
+        async with streamable_http_client(url, http_client=client) as (read, write):
+            async with ClientSession(read, write, message_handler=message_handler) as session:
+                await session.initialize()
+                yield session
+
+
+@asynccontextmanager
+async def gateway(
+    stack: Stack, transport: str, message_handler: Any = None
+) -> AsyncIterator[ClientSession]:
+    """The gateway with no models config, as a stdio child or an HTTP server."""
+    if transport == "stdio":
+        async with stdio_gateway(
+            stack, models_config=False, message_handler=message_handler
+        ) as session:
+            yield session
+        return
+    async with http_gateway(stack, log=f"gateway-{transport}") as url:
+        async with http_client(url, message_handler=message_handler) as session:
+            yield session
+
+
+TRANSPORTS = pytest.mark.parametrize("transport", ["stdio", "http"])
+
+
+@TRANSPORTS
 @in_module_loop
-async def test_model_classes_work_with_only_taskroom_model_set(stack: Stack) -> None:
+async def test_model_classes_work_with_only_taskroom_model_set(
+    stack: Stack, transport: str
+) -> None:
     stack.llm.clear()
     stack.llm.script(*(json_output({"result": f"answer {n}"}) for n in range(4)))
     first = len(stack.llm.requests)
-    async with stdio_gateway(stack, models_config=False) as mcp:
+    async with gateway(stack, transport) as mcp:
         single = data(await mcp.call_tool("run_task", {"task": "Quick one.", "model": "mini"}))
         assert single["model"] == DEFAULT_MODEL and single["model_requested"] == "mini"
         assert "default model (TASKROOM_MODEL)" in single["model_reason"]
@@ -81,23 +141,43 @@ async def test_model_classes_work_with_only_taskroom_model_set(stack: Stack) -> 
             )
         )
         assert {t["status"] for t in every["tasks"]} == {"completed"}
-        for task_id in batch["task_ids"]:
+        for task_id, requested in zip(batch["task_ids"], classes, strict=True):
             status = data(await mcp.call_tool("check_task_status", {"task_id": task_id}))
             assert status["model"] == DEFAULT_MODEL and status["readOnly"]
-            assert set(status["model_requested"].split(" / ")) == set(classes)
+            assert status["model_requested"] == requested  # its own entry, not the batch's
+            assert status["model_reason"] == (
+                f"class {requested!r}: no model set for it, so the default model (TASKROOM_MODEL)"
+            )
+            result = await mcp.call_tool("get_task_result", {"task_id": task_id})
+            assert result.structured_content is not None
+            assert result.structured_content["model_requested"] == requested
+        listed = data(await mcp.call_tool("list_tasks", {"batch_id": batch["batch_id"]}))
+        reasons = {t["id"]: t["model_reason"] for t in listed["tasks"]}
+        assert [reasons[i].split("'")[1] for i in batch["task_ids"]] == classes
+        record = await _record(stack, batch["task_ids"][1])
+        assert record["model"] == DEFAULT_MODEL
+        assert record["arguments"]["model_selection"][1] == {
+            "requested": "mini",
+            "model": DEFAULT_MODEL,
+            "reason": status["model_reason"].replace("'reasoning'", "'mini'"),
+        }
     assert [r.body["model"] for r in stack.llm.requests[first:]] == [DEFAULT_MODEL] * 4
 
 
+@TRANSPORTS
 @in_module_loop
-async def test_the_workspace_agent_reads_greps_writes_and_patches(stack: Stack) -> None:
+async def test_the_workspace_agent_reads_greps_writes_and_patches(
+    stack: Stack, transport: str
+) -> None:
     await asyncio.to_thread((stack.workdir / "plan.md").write_text, "# Plan\n- draft\n")
+    await asyncio.to_thread(shutil.rmtree, stack.workdir / "out", ignore_errors=True)
     stack.llm.clear()
     stack.llm.script(
         tool_calls([("read", {"path": "notes.txt"}), ("grep", {"pattern": "PEL[A-Z]+"})]),
         json_output({"result": "PELICAN"}),
     )
     first = len(stack.llm.requests)
-    async with stdio_gateway(stack, models_config=False) as mcp:
+    async with gateway(stack, transport) as mcp:
         looked = data(
             await mcp.call_tool("run_task", {"task": "Find the code word.", "read_only": True})
         )
@@ -147,30 +227,69 @@ async def test_a_model_without_a_key_and_unknown_classes_are_clear_errors(stack:
         assert not any(t["task"] == "x" for t in listed["tasks"])  # nothing was started
 
 
-@asynccontextmanager
-async def http_gateway(stack: Stack) -> AsyncIterator[str]:
-    port = free_port()
-    gateway = Process(
-        [str(BIN / "taskroom"), *stack.gateway_args(models_config=False), "--http"]
-        + ["--port", str(port)],
-        env=stack.env,
-        log=stack.tmp / "gateway-identity.log",
-    )
-    try:
-        await asyncio.to_thread(wait_http, f"http://127.0.0.1:{port}/healthz")
-        yield f"http://127.0.0.1:{port}/mcp"
-    finally:
-        gateway.stop()
+@in_module_loop
+async def test_workspace_and_no_shell_flags(stack: Stack) -> None:
+    stack.llm.clear()
+    stack.llm.script(json_output({"result": "seen"}))
+    first = len(stack.llm.requests)
+    elsewhere = stack.tmp / "elsewhere"
+    await asyncio.to_thread(elsewhere.mkdir, exist_ok=True)
+    flags = ["--workspace", str(stack.workdir), "--no-shell"]
+    async with stdio_gateway(stack, models_config=False, extra=flags, cwd=elsewhere) as mcp:
+        started = data(
+            await mcp.call_tool("run_task", {"task": "Use the notes.", "files": ["notes.txt"]})
+        )
+        waited = data(await mcp.call_tool("wait_for_task", {"task_id": started["task_id"]}))
+        assert waited["output"] == "seen"
+    body = stack.llm.requests[first].body
+    assert "PELICAN" in json.dumps(body["input"])  # 'files' are read from the workspace
+    assert str(stack.workdir) in body["instructions"]
+    tools = offered(stack, first)
+    assert {"write", "apply_patch"} <= tools and "shell" not in tools
 
 
-@asynccontextmanager
-async def http_client(url: str, token: str) -> AsyncIterator[ClientSession]:
-    headers = {"Authorization": f"Bearer {token}"}
-    async with create_mcp_http_client(headers=headers) as client:
-        async with streamable_http_client(url, http_client=client) as (read, write):
-            async with ClientSession(read, write) as session:
-                await session.initialize()
-                yield session
+@in_module_loop
+async def test_no_runner_hosts_none_and_run_task_says_what_is_there(stack: Stack) -> None:
+    own = ["--no-runner", "--token", stack.token("gateway-without-runner")]
+    async with stdio_gateway(stack, models_config=False, extra=own) as mcp:
+        names = {t.name for t in (await mcp.list_tools()).tools}
+        assert "agent_llm-task-runner" in names
+        assert "agent_workspace-task-runner" not in names
+        missing = error_text(await mcp.call_tool("run_task", {"task": "x"}))
+        assert "'workspace-task-runner' is not in room" in missing
+        assert "llm-task-runner" in missing
+
+
+@in_module_loop
+async def test_agent_tools_answer_objects_as_the_cli_prints_them(stack: Stack) -> None:
+    adapter = OpenAIResponsesAdapter(base_url=stack.llm.base_url, api_key="k", max_retries=0)
+    runner = DynamicLLMTaskRunner(llm_adapter=adapter)
+    stack.llm.clear()
+    stack.llm.script(json_output({"answer": 42, "unit": "m"}))
+    schema = {
+        "type": "object",
+        "properties": {"answer": {"type": "integer"}, "unit": {"type": "string"}},
+        "required": ["answer", "unit"],
+        "additionalProperties": False,
+    }
+    async with RoomClient(stack.url, ROOM, stack.token("dynamic", "agent")) as client:
+        await runner.start(client)
+        try:
+            async with stdio_gateway(stack, models_config=False) as mcp:
+                tool = "agent_dynamic-llm-task-runner"
+                assert tool in {t.name for t in (await mcp.list_tools()).tools}
+                answer = await mcp.call_tool(tool, {"prompt": "How far?", "output_schema": schema})
+                assert data(answer) == {"answer": 42, "unit": "m"}  # not wrapped
+                assert answer.meta is not None
+                task_id = answer.meta["taskroom/task_id"]
+                record = await mcp.call_tool("get_task_result", {"task_id": task_id})
+                assert record.structured_content is not None
+                assert record.structured_content["result"] == data(answer)  # as `invoke` prints
+        finally:
+            await runner.stop()
+    assert structured_result("text") == {"result": "text"}
+    assert structured_result([1, 2]) == {"result": [1, 2]}
+    assert structured_result(None) == {"result": None}
 
 
 @in_module_loop
@@ -221,10 +340,13 @@ async def _until(check: Any, what: str, seconds: float = 10.0) -> None:
         await asyncio.sleep(0.05)
 
 
+@TRANSPORTS
 @in_module_loop
-async def test_a_runner_joining_or_leaving_sends_tools_list_changed(stack: Stack) -> None:
+async def test_a_runner_joining_or_leaving_sends_tools_list_changed(
+    stack: Stack, transport: str
+) -> None:
     seen = Notifications()
-    async with stdio_gateway(stack, models_config=False, message_handler=seen) as mcp:
+    async with gateway(stack, transport, message_handler=seen) as mcp:
         names = {t.name for t in (await mcp.list_tools()).tools}
         assert "agent_workspace-task-runner" in names and "agent_late-joiner" not in names
         adapter = OpenAIResponsesAdapter(base_url=stack.llm.base_url, api_key="k")

@@ -111,6 +111,10 @@ def test_every_class_resolves_to_taskroom_model_with_no_config() -> None:
     assert catalog.resolve(None).requested == "standard"
     assert catalog.resolve("gpt-5").model == "gpt-5"
     assert catalog.resolve("claude-opus-4-1").reason == "a concrete model name, passed through"
+    local = ModelCatalog.load(environ={"TASKROOM_MODEL": "mistral"})
+    assert local.resolve("mistral").model == "mistral"  # the default model is no class
+    with pytest.raises(ModelError, match="unknown model class 'mixtral'"):
+        local.resolve("mixtral")
 
 
 def test_classes_use_the_active_providers_models_then_config_wins(tmp_path: Path) -> None:

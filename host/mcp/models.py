@@ -150,7 +150,11 @@ class ModelCatalog:
                 f"class {lowered!r}: no model set for it and {DEFAULT_MODEL_ENV} unset, so the "
                 "built-in default",
             )
-        if requested in self.mapping.values() or not looks_like_class(requested):
+        if (
+            requested in self.mapping.values()
+            or requested == self.default_model
+            or not looks_like_class(requested)
+        ):
             return ModelChoice(requested, requested, "a concrete model name, passed through")
         raise ModelError(
             f"unknown model class {requested!r}. {self.describe()} A concrete model name (one "

@@ -13,10 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from taskroom.host.mcp.defaults import DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_TOTAL_BYTES
 from taskroom.host.protocol.errors import TaskroomError
 
-DEFAULT_MAX_FILE_BYTES = 256 * 1024
-DEFAULT_MAX_TOTAL_BYTES = 1024 * 1024
 SUMMARY_CHARS = 100
 
 _TASK_HEADER = "## Task\n\n"

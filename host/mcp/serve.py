@@ -18,10 +18,11 @@ from starlette.routing import Route
 
 from taskroom.agents.workspace_runner import WorkspaceTaskRunner
 from taskroom.host.client.room_client import RoomClient
+from taskroom.host.mcp.defaults import DEFAULT_AGENT, DEFAULT_HTTP_HOST, DEFAULT_HTTP_PORT
 from taskroom.host.mcp.gateway import McpGateway
 from taskroom.host.mcp.models import ModelCatalog
 from taskroom.host.mcp.prompt import FileAccess
-from taskroom.host.mcp.tools import DEFAULT_AGENT
+from taskroom.toolkits.builtin.workspace import DEFAULT_SHELL_TIMEOUT
 
 logger = logging.getLogger(__name__)
 
@@ -39,14 +40,16 @@ class GatewayOptions:
     files: FileAccess = field(default_factory=lambda: FileAccess([]))
     default_agent: str = DEFAULT_AGENT
     http: bool = False
-    host: str = "127.0.0.1"
-    port: int = 8767
+    host: str = DEFAULT_HTTP_HOST
+    port: int = DEFAULT_HTTP_PORT
     workspace: Path | None = None
     """The folder of the workspace runner the gateway hosts; None: its working folder."""
     host_runner: bool = True
     """Host ``workspace-task-runner`` in the room, visible only to the gateway's clients."""
     shell: bool = True
     """Offer the runner's shell tool (to non-read_only tasks only)."""
+    shell_timeout: float | None = None
+    """Seconds one shell command may run; None: the workspace toolkit's default."""
 
 
 def http_app(gateway: McpGateway, host: str = "127.0.0.1") -> Starlette:
@@ -87,6 +90,7 @@ async def run_gateway(options: GatewayOptions) -> None:
                 shell=options.shell,
                 public=False,
                 allowed_callers=[who],
+                shell_timeout=options.shell_timeout or DEFAULT_SHELL_TIMEOUT,
             )
             await runner.start(room)
             logger.info("hosting %s over %s", runner.name, runner.workspace)

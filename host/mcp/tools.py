@@ -14,15 +14,13 @@ from typing import Any
 
 import mcp_types as types
 
-from taskroom.agents.workspace_runner import WORKSPACE_AGENT
+from taskroom.host.mcp.defaults import DEFAULT_AGENT
 from taskroom.host.mcp.models import BUILTIN_CLASSES
 from taskroom.host.protocol.messages import ToolkitInstance
 from taskroom.host.protocol.tasks import TaskStatus, task_tool_name
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_AGENT = WORKSPACE_AGENT
-"""The runner the gateway hosts over its working folder (see serve.py)."""
 DEFAULT_WAIT_SECONDS = 300.0
 MAX_WAIT_SECONDS = 600.0
 """mcp-task's cap: a longer wait is clamped to it, not refused."""

@@ -13,12 +13,13 @@ import fnmatch
 import logging
 import os
 import stat
+import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path, PurePath
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-import regex
+import re2
 from pydantic import BaseModel, Field
 
 from taskroom.host.protocol import ErrorCode, RoomError
@@ -29,9 +30,9 @@ logger = logging.getLogger(__name__)
 
 MAX_LINE_CHARS = 500
 """A grep match longer than this is cut, so one minified file cannot flood the answer."""
-GREP_SECONDS = 5.0
-"""How long one grep may spend matching: a backtracking pattern is stopped, not left to
-hold a worker thread (and the host) for ever."""
+GREP_SECONDS = 10.0
+"""How long one grep may search: a search over a huge tree stops with what it found.
+(Patterns run on RE2, in time linear in the text, so no single pattern can stall it.)"""
 
 
 class Entry(BaseModel):
@@ -60,6 +61,7 @@ class FileText(BaseModel):
 class GlobMatches(BaseModel):
     matches: list[str]
     truncated: bool
+    notice: str | None = Field(None, description="Why the search stopped early.")
 
 
 class GrepMatches(BaseModel):
@@ -67,6 +69,7 @@ class GrepMatches(BaseModel):
     truncated: bool
     files_searched: int
     files_skipped: int = Field(description="Files skipped as binary, undecodable or too big.")
+    notice: str | None = Field(None, description="Why the search stopped early.")
 
 
 class Written(BaseModel):
@@ -105,6 +108,97 @@ def _lines(text: str) -> list[str]:
     if pieces[-1]:
         lines.append(pieces[-1])
     return lines
+
+
+def compile_pattern(pattern: str, ignore_case: bool = False) -> Any:
+    """``pattern`` compiled with RE2, which matches in time linear in the text, so a
+    pattern that would backtrack for ever elsewhere cannot stall the host here."""
+    options = re2.Options()
+    options.log_errors = False
+    options.case_sensitive = not ignore_case
+    try:
+        return re2.compile(pattern, options=options)
+    except re2.error as exc:
+        reason = exc.args[0] if exc.args else exc
+        if isinstance(reason, bytes):
+            reason = reason.decode("utf-8", "replace")
+        raise RoomError(
+            ErrorCode.INVALID_REQUEST,
+            f"invalid regex {pattern!r}: {reason} (grep uses RE2 syntax: no lookaround or "
+            "backreferences)",
+        ) from None
+
+
+_ANY_DIRS = "(?:[^/]+/)*"
+
+
+def _glob_part(part: str) -> str:
+    """One path component of a glob as a regex: ``*`` and ``?`` never cross a '/'."""
+    out, i = [], 0
+    while i < len(part):
+        char = part[i]
+        end = part.find("]", i + 2) if char == "[" else -1
+        if char == "*":
+            out.append("[^/]*")
+        elif char == "?":
+            out.append("[^/]")
+        elif end != -1:  # a class such as [a-z] or [!0-9]
+            body = part[i + 1 : end]
+            negate = body.startswith("!")
+            body = body[1:] if negate else body
+            body = body.replace("\\", "\\\\").replace("^", "\\^").replace("[", "\\[")
+            out.append(("[^" if negate else "[") + body + "]")
+            i = end
+        else:
+            out.append(re2.escape(char))
+        i += 1
+    return "".join(out)
+
+
+def glob_matcher(parts: Sequence[str]) -> Any:
+    """A glob's components as one RE2 regex over '/'-separated relative paths; ``**``
+    stands for any number of directories. RE2, so no pattern can make matching slow."""
+    pieces = []
+    for index, part in enumerate(parts):
+        last = index == len(parts) - 1
+        if part == "**":
+            pieces.append(_ANY_DIRS + "[^/]+" if last else _ANY_DIRS)
+        else:
+            pieces.append(_glob_part(part) + ("" if last else "/"))
+    options = re2.Options()
+    options.log_errors = False
+    try:
+        return re2.compile("".join(pieces), options=options)
+    except re2.error as exc:
+        raise RoomError(ErrorCode.INVALID_REQUEST, f"invalid glob: {exc}") from None
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_NEW_FILE_MODE = 0o666 & ~_umask()
+
+
+def replace_file(target: Path, data: bytes) -> None:
+    """Write ``data`` to ``target`` all or nothing: into a temporary file beside it, then
+    renamed over it, so a failed write (a full disk, a crash) leaves the old content whole.
+    An existing file keeps its permissions."""
+    try:
+        mode = stat.S_IMODE(target.stat().st_mode)
+    except FileNotFoundError:
+        mode = _NEW_FILE_MODE
+    fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(temp, mode)
+        os.replace(temp, target)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
 
 
 def _os_error(exc: OSError, action: str, shown: str) -> RoomError:
@@ -159,14 +253,17 @@ class _Files:
             return Entry(path=path, type="file", size=size)
         return Entry(path=path, type="other")
 
-    def walk(self, top: Path, recursive: bool) -> Iterator[os.DirEntry[str]]:
+    def walk(
+        self, top: Path, recursive: bool, max_depth: int | None = None
+    ) -> Iterator[os.DirEntry[str]]:
         """Entries under ``top`` in name order, depth first; symlinked dirs are not entered.
+        ``max_depth`` (1: ``top``'s own entries) bounds a recursive walk.
 
         An unreadable ``top`` raises; unreadable subdirectories are skipped.
         """
-        stack = [top]
+        stack = [(top, 1)]
         while stack:
-            current = stack.pop()
+            current, depth = stack.pop()
             try:
                 with os.scandir(current) as it:
                     items = sorted(it, key=lambda e: e.name)
@@ -175,11 +272,12 @@ class _Files:
                     raise _os_error(exc, "list", self.rel(top)) from None
                 logger.debug("skipping unreadable directory %s: %s", current, exc)
                 continue
+            deeper = recursive and (max_depth is None or depth < max_depth)
             subdirs = []
             for item in items:
                 yield item
-                if recursive and item.is_dir(follow_symlinks=False):
-                    subdirs.append(Path(item.path))
+                if deeper and item.is_dir(follow_symlinks=False):
+                    subdirs.append((Path(item.path), depth + 1))
             stack.extend(reversed(subdirs))
 
     def list(self, path: str, recursive: bool, max_entries: int) -> Listing:
@@ -281,31 +379,32 @@ class _Files:
         )
 
     def glob(self, pattern: str, max_results: int) -> GlobMatches:
-        if PurePath(pattern).is_absolute() or ".." in PurePath(pattern).parts:
+        parts = PurePath(pattern).parts
+        if PurePath(pattern).is_absolute() or ".." in parts:
             raise RoomError(ErrorCode.PERMISSION_DENIED, f"path escapes the root: {pattern!r}")
+        if not parts:
+            raise RoomError(ErrorCode.INVALID_REQUEST, f"invalid glob {pattern!r}: it is empty")
+        matcher = glob_matcher(parts)
+        depth = None if "**" in parts else len(parts)
+        deadline = time.monotonic() + self.grep_seconds
         matches: list[str] = []
-        truncated = False
-        try:
-            for found in self.root.glob(pattern):
-                if not self.inside(found):
-                    continue  # reached through a symlink that points out of the root
-                if len(matches) == max_results:
-                    truncated = True
-                    break
-                matches.append(self.rel(found))
-        except ValueError as exc:  # an empty or malformed pattern
-            raise RoomError(ErrorCode.INVALID_REQUEST, f"invalid glob {pattern!r}: {exc}") from None
-        return GlobMatches(matches=sorted(matches), truncated=truncated)
+        for item in self.walk(self.root, recursive=True, max_depth=depth):
+            if time.monotonic() >= deadline:
+                notice = f"stopped after {self.grep_seconds:g} s; narrow the pattern"
+                return GlobMatches(matches=sorted(matches), truncated=True, notice=notice)
+            found = Path(item.path)
+            if matcher.fullmatch(self.rel(found)) is None or not self.inside(found):
+                continue  # a symlink pointing out of the root is no match either
+            if len(matches) == max_results:
+                notice = f"stopped at max_results={max_results}"
+                return GlobMatches(matches=sorted(matches), truncated=True, notice=notice)
+            matches.append(self.rel(found))
+        return GlobMatches(matches=sorted(matches), truncated=False, notice=None)
 
     def grep(
         self, pattern: str, path: str, include: str | None, ignore_case: bool, max_matches: int
     ) -> GrepMatches:
-        try:
-            compiled = regex.compile(pattern, regex.IGNORECASE if ignore_case else 0)
-        except regex.error as exc:
-            raise RoomError(
-                ErrorCode.INVALID_REQUEST, f"invalid regex {pattern!r}: {exc}"
-            ) from None
+        compiled = compile_pattern(pattern, ignore_case)
         deadline = time.monotonic() + self.grep_seconds
         target = resolve_within(self.root, path)
         files: Iterable[Path]
@@ -321,6 +420,18 @@ class _Files:
         matches: list[str] = []
         searched = skipped = 0
         for file in files:
+            if time.monotonic() >= deadline:
+                notice = (
+                    f"stopped after {self.grep_seconds:g} s, having searched {searched} files; "
+                    "narrow path or include to search the rest"
+                )
+                return GrepMatches(
+                    matches=matches,
+                    truncated=True,
+                    files_searched=searched,
+                    files_skipped=skipped,
+                    notice=notice,
+                )
             try:
                 text = self.read_text(file)
             except RoomError:
@@ -329,18 +440,7 @@ class _Files:
             searched += 1
             for number, line in enumerate(_lines(text), 1):
                 line = line.rstrip("\r\n")
-                try:
-                    found = compiled.search(
-                        line, timeout=max(deadline - time.monotonic(), 0.001), concurrent=True
-                    )
-                except TimeoutError:
-                    raise RoomError(
-                        ErrorCode.TIMEOUT,
-                        f"grep gave up after {self.grep_seconds:g} s of matching {pattern!r} "
-                        f"(at {self.rel(file)}:{number}); the pattern backtracks too much or "
-                        "the search is too wide: simplify it or narrow path/include",
-                    ) from None
-                if found is None:
+                if compiled.search(line) is None:
                     continue
                 if len(matches) == max_matches:
                     return GrepMatches(
@@ -348,12 +448,17 @@ class _Files:
                         truncated=True,
                         files_searched=searched,
                         files_skipped=skipped,
+                        notice=f"stopped at max_matches={max_matches}",
                     )
                 if len(line) > MAX_LINE_CHARS:
                     line = line[:MAX_LINE_CHARS] + "…"
                 matches.append(f"{self.rel(file)}:{number}:{line}")
         return GrepMatches(
-            matches=matches, truncated=False, files_searched=searched, files_skipped=skipped
+            matches=matches,
+            truncated=False,
+            files_searched=searched,
+            files_skipped=skipped,
+            notice=None,
         )
 
     def encoded(self, content: str) -> bytes:
@@ -377,7 +482,7 @@ class _Files:
             raise RoomError(ErrorCode.INVALID_REQUEST, f"{shown} is not a regular file")
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data)
+            replace_file(target, data)
         except OSError as exc:
             raise _os_error(exc, "write", shown) from None
         logger.info("files: wrote %d bytes to %s", len(data), target)
@@ -399,7 +504,7 @@ class _Files:
         at = text.index(old_text)
         data = self.encoded(text[:at] + new_text + text[at + len(old_text) :])
         try:
-            target.write_bytes(data)
+            replace_file(target, data)
         except OSError as exc:
             raise _os_error(exc, "write", shown) from None
         logger.info("files: edited %s", target)
@@ -485,7 +590,8 @@ def files_toolkit(
         """Search text files for lines matching a regular expression.
 
         Args:
-            pattern: A Python regular expression.
+            pattern: A regular expression (RE2 syntax: like Python's, without lookaround or
+                backreferences).
             path: File or directory to search, relative to the root.
             include: Only search files whose name matches this glob, e.g. '*.py'.
             ignore_case: Match without regard to case.

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Literal
@@ -19,7 +17,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field
 
 from taskroom.host.protocol import ErrorCode, RoomError
-from taskroom.toolkits.builtin.files import resolve_within
+from taskroom.toolkits.builtin.files import replace_file, resolve_within
 from taskroom.toolkits.tool import Tool, tool
 
 logger = logging.getLogger(__name__)
@@ -256,14 +254,7 @@ class _Plan:
     def commit(self) -> None:
         for target, data in self.writes.items():
             target.parent.mkdir(parents=True, exist_ok=True)
-            fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    f.write(data)
-                os.replace(temp, target)
-            except BaseException:
-                Path(temp).unlink(missing_ok=True)
-                raise
+            replace_file(target, data)
         for target in self.removes:
             target.unlink()
 
