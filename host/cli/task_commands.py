@@ -160,6 +160,8 @@ def invoke_command(
                 raise typer.Exit(1)
             print_json(tasks[0]["result"])
             return
+        order = {task_id: i for i, task_id in enumerate(started["task_ids"])}
+        tasks.sort(key=lambda t: order.get(t["id"], len(order)))  # in the order of --models
         print_json({"batch_id": started["batch_id"], "tasks": [batch_entry(t) for t in tasks]})
         if failed:
             raise typer.Exit(1)
