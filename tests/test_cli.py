@@ -447,3 +447,37 @@ def test_the_studio_files_are_declared_package_data() -> None:
     patterns = config["package-data"]["taskroom.host.studio"]
     shipped = [p.name for p in (ROOT / "host" / "studio").iterdir() if p.is_file()]
     assert shipped and all(any(fnmatch.fnmatch(n, p) for p in patterns) for n in shipped)
+
+
+def test_the_demo_prompts_come_back_whole_in_the_scripted_answers() -> None:
+    from taskroom.agents.demo import DEMO_TASKS
+    from taskroom.agents.testing.sampler import answer_sentence
+
+    for arguments in DEMO_TASKS.values():
+        assert answer_sentence(arguments["prompt"]).endswith(arguments["prompt"])
+
+
+@pytest.mark.parametrize(
+    ("given", "base"),
+    [
+        ("127.0.0.1:8765", "http://127.0.0.1:8765"),
+        ("http://127.0.0.1:8765/", "http://127.0.0.1:8765"),
+        ("http://127.0.0.1:8765/rooms/myroom", "http://127.0.0.1:8765"),
+        ("ws://example.com:9000/rooms/r", "http://example.com:9000"),
+        ("wss://example.com/taskroom/rooms/r", "https://example.com/taskroom"),
+    ],
+)
+def test_url_forms_come_to_the_server_base(given: str, base: str) -> None:
+    from taskroom.host.cli.common import normalize_url
+
+    assert normalize_url(given) == base
+
+
+@pytest.mark.parametrize("given", ["ftp://example.com", "http://", "127.0.0.1:port"])
+def test_urls_that_name_no_server_are_refused(given: str) -> None:
+    import typer
+
+    from taskroom.host.cli.common import normalize_url
+
+    with pytest.raises(typer.BadParameter):
+        normalize_url(given)
