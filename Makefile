@@ -1,5 +1,6 @@
 # The two fresh-machine commands README opens with: `make demo` and `make test`.
 PYTHON ?= python3
+PORT ?= 8765
 VENV ?= .venv
 BIN := $(VENV)/bin
 
@@ -14,7 +15,7 @@ $(BIN)/taskroom: pyproject.toml
 install: $(BIN)/taskroom
 
 demo: install
-	$(BIN)/taskroom up --demo
+	$(BIN)/taskroom up --demo --port $(PORT)
 
 test: lint browser services
 	$(BIN)/pytest -q

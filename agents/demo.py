@@ -1,11 +1,13 @@
 """The demo tasks for the two LLM task runners, run by ``taskroom up --demo`` and the invoke
-example: one prompt for the fixed-schema runner, one prompt and schema for the dynamic one."""
+example: one prompt for the fixed-schema runner, one prompt and schema for the dynamic one.
+
+The prompts are short enough that the scripted test LLM quotes them whole in its answer."""
 
 from __future__ import annotations
 
 from typing import Any
 
-PROMPT = "In one sentence: why do rooms route tool calls instead of agents calling each other?"
+PROMPT = "Why do rooms route tool calls between agents?"
 DYNAMIC_PROMPT = "Plan how to brew a good cup of tea."
 DYNAMIC_OUTPUT_SCHEMA: dict[str, Any] = {
     "type": "object",

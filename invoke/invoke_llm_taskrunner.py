@@ -1,6 +1,7 @@
 """Run one task on each LLM task runner in a room and print both results as JSON.
 
     python invoke/invoke_llm_taskrunner.py --room myroom [--url URL] [--token TOKEN]
+                                           [--data-dir DIR]
 
 Without --token a user token is minted from the room's secret: TASKROOM_SECRET, else the
 secret file in --data-dir (default: TASKROOM_DATA_DIR, else .taskroom/).
@@ -17,15 +18,16 @@ import asyncio
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from taskroom.agents.demo import DEMO_TASKS
-from taskroom.host.auth.tokens import DEFAULT_DATA_DIR, TokenError, create_token, load_secret
+from taskroom.host.auth.tokens import TokenError, create_token, load_secret
 from taskroom.host.client.room_client import RoomClient
+from taskroom.host.constants import DATA_DIR_ENV, DEFAULT_DATA_DIR, DEFAULT_URL, LOCAL_USER
 from taskroom.host.protocol import RoomError
 from taskroom.host.protocol.tasks import task_tool_name
 
-DEFAULT_URL = "http://127.0.0.1:8765"
 TASKS: dict[str, dict[str, Any]] = DEMO_TASKS
 """Runner name -> the arguments of the task to run on it."""
 
@@ -49,12 +51,14 @@ def _parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--token",
         default=os.environ.get("TASKROOM_TOKEN"),
-        help="participant token; without one, minted from the room's secret",
+        help="participant token; without one, minted for the local user from the room's "
+        "secret (TASKROOM_SECRET, else secret.key in the data folder)",
     )
     parser.add_argument(
         "--data-dir",
-        default=os.environ.get("TASKROOM_DATA_DIR", str(DEFAULT_DATA_DIR)),
-        help="the room's data folder, holding its secret",
+        type=Path,
+        default=Path(os.environ.get(DATA_DIR_ENV, DEFAULT_DATA_DIR)),
+        help="the room's data folder",
     )
     args = parser.parse_args()
     if not args.room:
@@ -66,9 +70,7 @@ if __name__ == "__main__":
     args = _parse_args()
     try:
         token = args.token or create_token(
-            load_secret(args.data_dir, create=False),
-            room=args.room,
-            identity=os.environ.get("USER", "invoke"),
+            load_secret(args.data_dir, create=False), room=args.room, identity=LOCAL_USER
         )
         results = asyncio.run(main(args.url, args.room, token))
     except TokenError as exc:

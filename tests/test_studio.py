@@ -188,8 +188,17 @@ async def test_cancel_a_slow_task(room, page, llm):
     await page.click("#task-cancel")
     await expect(page.get_by_test_id("task-status")).to_have_text("cancelled")
     await expect(page.get_by_test_id("task-error")).to_contain_text("cancelled by alice")
+    await expect(page.get_by_test_id("task-error")).not_to_contain_text("(cancelled)")
     await expect(page.get_by_test_id("task-cancel")).to_be_hidden()
     await expect(page.locator('[data-testid=task-row][data-status="cancelled"]')).to_have_count(1)
+
+
+async def test_the_join_form_says_not_connected(room, page):
+    await page.goto(f"{room.base_url}/studio")
+    await expect(page.get_by_test_id("join")).to_be_visible()
+    connection = page.get_by_test_id("connection")
+    await expect(connection).to_have_attribute("data-state", "offline")
+    await expect(connection).to_have_text("not connected")
 
 
 async def test_bad_or_expired_token_shows_the_servers_reason(room, page):

@@ -11,15 +11,13 @@ from typing import Any
 import jwt
 from pydantic import BaseModel, Field, ValidationError
 
+from taskroom.host.constants import DEFAULT_DATA_DIR, ROLES
 from taskroom.host.protocol.errors import TaskroomError
 
 SECRET_ENV = "TASKROOM_SECRET"
 SECRET_FILE = "secret.key"
 ISSUER = "taskroom"
-DEFAULT_DATA_DIR = Path(".taskroom")
 ALL_ROOMS = "*"
-
-ROLES = ("user", "agent", "tool", "admin", "observer")
 
 DEFAULT_GRANTS: dict[str, list[str]] = {
     "user": ["tools.call", "toolkits.register", "schemas.write", "room.call", "tasks.start"],

@@ -8,7 +8,7 @@ the server, ``openai`` or ``mcp``.
 from __future__ import annotations
 
 import importlib
-from typing import Any, NamedTuple
+from typing import Annotated, Any, NamedTuple
 
 import typer
 from typer.core import TyperCommand, TyperGroup
@@ -23,6 +23,7 @@ class CommandEntry(NamedTuple):
 
 COMMANDS: dict[str, CommandEntry] = {
     "room": CommandEntry("room_commands:room_app", "Run a room server."),
+    "init": CommandEntry("room_commands:init_command", "Create the data folder's secret."),
     "token": CommandEntry("room_commands:token_app", "Mint participant tokens."),
     "toolkits": CommandEntry("room_commands:toolkits_app", "Toolkits registered in a room."),
     "tools": CommandEntry("room_commands:tools_app", "Call tools through a room."),
@@ -39,7 +40,7 @@ COMMANDS: dict[str, CommandEntry] = {
     ),
     "up": CommandEntry(
         "up_command:up_command",
-        "Start a room, a service host with both LLM task runners, and call them into ROOM.",
+        "Start a room with the task runners in ROOM: all of taskroom in one process.",
     ),
     "mcp": CommandEntry(
         "mcp_command:mcp_command",
@@ -103,8 +104,23 @@ app = typer.Typer(
 )
 
 
+def _print_version(requested: bool) -> None:
+    if requested:
+        from importlib.metadata import version
+
+        typer.echo(f"taskroom {version('taskroom')}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", is_eager=True, callback=_print_version, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
     # A callback makes typer build a group even though every command is added lazily.
     pass
 

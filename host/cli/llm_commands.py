@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from taskroom.host.cli.common import command_group, setup_logging, stderr
+from taskroom.host.cli.common import cannot_listen, command_group, setup_logging, stderr
 
 llm_app = command_group()
 
@@ -19,11 +19,25 @@ def serve_test(
     latency: Annotated[float, typer.Option(help="Seconds before each answer.")] = 0.0,
 ) -> None:
     """Serve the scripted OpenAI-compatible LLM in auto mode (no real model involved)."""
-    from taskroom.agents.testing import serve
+    from taskroom.agents.testing import ScriptedLLMServer
 
     setup_logging()
-    stderr.print(f"scripted LLM on http://{host}:{port}/v1 (auto mode, latency {latency:g} s)")
+
+    async def serve() -> None:
+        server = ScriptedLLMServer(auto=True, latency=latency)
+        try:
+            await server.start(host, port)
+            stderr.print(
+                f"scripted LLM on {server.base_url} (auto mode, latency {latency:g} s)",
+                highlight=False,
+            )
+            await asyncio.Event().wait()
+        finally:
+            await server.stop()
+
     try:
-        asyncio.run(serve(host, port, auto=True, latency=latency))
+        asyncio.run(serve())
     except KeyboardInterrupt:
         pass
+    except OSError as exc:
+        cannot_listen(host, port, exc)

@@ -1,22 +1,23 @@
-"""`taskroom room`, `token`, `toolkits`, `tools` and `schemas` commands."""
+"""`taskroom room`, `token`, `init`, `toolkits`, `tools` and `schemas` commands."""
 
 from __future__ import annotations
 
 import asyncio
 import enum
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from taskroom.host.auth.tokens import DEFAULT_DATA_DIR, ROLES, TokenError, create_token, load_secret
 from taskroom.host.cli.common import (
-    DEFAULT_URL,
     DataDirOpt,
     RoomOpt,
     TokenOpt,
     UrlOpt,
+    cannot_listen,
     command_group,
+    existing_secret,
     fail,
     parse_json_option,
     print_json,
@@ -25,6 +26,7 @@ from taskroom.host.cli.common import (
     stderr,
     with_room,
 )
+from taskroom.host.constants import DEFAULT_DATA_DIR, DEFAULT_PORT, DEFAULT_URL, ROLES
 
 if TYPE_CHECKING:
     from taskroom.host.client.room_client import RoomClient
@@ -49,7 +51,7 @@ schemas_app = command_group()
 @room_app.command("serve")
 def room_serve(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port for HTTP and WebSocket.")] = 8765,
+    port: Annotated[int, typer.Option(help="Port for HTTP and WebSocket.")] = DEFAULT_PORT,
     data_dir: DataDirOpt = DEFAULT_DATA_DIR,
     public_url: Annotated[
         str | None,
@@ -73,7 +75,10 @@ def room_serve(
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
-    """Serve rooms over WebSocket at /rooms/{room}, health at /healthz."""
+    """Serve rooms over WebSocket at /rooms/{room}, health at /healthz.
+
+    On first start it creates the data folder's secret, which tokens are signed with."""
+    from taskroom.host.auth.tokens import TokenError
     from taskroom.host.server.build import build_room_server
     from taskroom.host.server.tasks import TaskStoreError
 
@@ -84,15 +89,41 @@ def room_serve(
         )
     except (TokenError, OSError, TaskStoreError) as exc:
         fail(str(exc))
-    stderr.print(f"room server on http://{host}:{port} (data in {data_dir})")
+
+    async def serve() -> None:
+        try:
+            url = await server.start(host, port)
+            stderr.print(f"room server on {url} (data in {data_dir})", highlight=False)
+            await asyncio.Event().wait()
+        finally:
+            await server.stop()
+
     try:
-        asyncio.run(server.serve_forever(host, port))
+        asyncio.run(serve())
     except KeyboardInterrupt:
         pass
     except TaskStoreError as exc:
         fail(str(exc))
     except OSError as exc:
-        fail(f"cannot serve on {host}:{port}: {exc.strerror or exc}")
+        cannot_listen(host, port, exc)
+
+
+def init_command(data_dir: DataDirOpt = DEFAULT_DATA_DIR) -> None:
+    """Create the data folder's secret.
+
+    A room server creates it on its first start; `init` does it ahead, so tokens can be
+    minted before the room first runs."""
+    from taskroom.host.auth.tokens import SECRET_ENV, SECRET_FILE, TokenError, load_secret
+
+    if os.environ.get(SECRET_ENV):
+        fail(f"{SECRET_ENV} is set: tokens are signed with it, not with a secret file")
+    path = data_dir / SECRET_FILE
+    existed = path.exists()
+    try:
+        load_secret(data_dir)
+    except (TokenError, OSError) as exc:
+        fail(str(exc))
+    stderr.print(f"{'secret already in' if existed else 'created secret'} {path}", highlight=False)
 
 
 @token_app.command("generate")
@@ -107,12 +138,11 @@ def token_generate(
     data_dir: DataDirOpt = DEFAULT_DATA_DIR,
 ) -> None:
     """Print a signed token on stdout (and nothing else)."""
+    from taskroom.host.auth.tokens import create_token
+
     if role not in ROLES:
         fail(f"unknown role {role!r}; choose one of {', '.join(ROLES)}")
-    try:
-        secret = load_secret(data_dir)
-    except (TokenError, OSError) as exc:
-        fail(str(exc))
+    secret = existing_secret(data_dir)
     typer.echo(create_token(secret, room=room, identity=identity, role=role, grants=grant, ttl=ttl))
 
 
@@ -121,6 +151,7 @@ def toolkits_list(
     room: RoomOpt,
     url: UrlOpt = DEFAULT_URL,
     token: TokenOpt = None,
+    data_dir: DataDirOpt = DEFAULT_DATA_DIR,
     participant_id: Annotated[str | None, typer.Option(help="Only this host's toolkits.")] = None,
     name: Annotated[str | None, typer.Option(help="Only toolkits with this name.")] = None,
 ) -> None:
@@ -130,7 +161,7 @@ def toolkits_list(
         found = await client.list_toolkits(participant_id=participant_id, name=name)
         return [i.model_dump(mode="json") for i in found]
 
-    print_json(with_room(url, room, token, run))
+    print_json(with_room(url, room, token, run, data_dir))
 
 
 @tools_app.command("invoke")
@@ -141,6 +172,7 @@ def tools_invoke(
     args: Annotated[str, typer.Option("--args", help="Arguments as a JSON object.")] = "{}",
     url: UrlOpt = DEFAULT_URL,
     token: TokenOpt = None,
+    data_dir: DataDirOpt = DEFAULT_DATA_DIR,
     timeout: Annotated[float | None, typer.Option(help="Deadline in seconds.")] = None,
     participant_id: Annotated[str | None, typer.Option(help="Call this host.")] = None,
 ) -> None:
@@ -159,21 +191,30 @@ def tools_invoke(
             on_progress=lambda event: stderr.print(f"[dim]progress[/dim] {event}"),
         )
 
-    print_json(with_room(url, room, token, run))
+    print_json(with_room(url, room, token, run, data_dir))
 
 
 @schemas_app.command("list")
-def schemas_list(room: RoomOpt, url: UrlOpt = DEFAULT_URL, token: TokenOpt = None) -> None:
+def schemas_list(
+    room: RoomOpt,
+    url: UrlOpt = DEFAULT_URL,
+    token: TokenOpt = None,
+    data_dir: DataDirOpt = DEFAULT_DATA_DIR,
+) -> None:
     """Print every schema in the room, by name."""
-    print_json(with_room(url, room, token, lambda c: c.list_schemas()))
+    print_json(with_room(url, room, token, lambda c: c.list_schemas(), data_dir))
 
 
 @schemas_app.command("get")
 def schemas_get(
-    name: str, room: RoomOpt, url: UrlOpt = DEFAULT_URL, token: TokenOpt = None
+    name: str,
+    room: RoomOpt,
+    url: UrlOpt = DEFAULT_URL,
+    token: TokenOpt = None,
+    data_dir: DataDirOpt = DEFAULT_DATA_DIR,
 ) -> None:
     """Print one schema."""
-    print_json(with_room(url, room, token, lambda c: c.get_schema(name)))
+    print_json(with_room(url, room, token, lambda c: c.get_schema(name), data_dir))
 
 
 @schemas_app.command("put")
@@ -183,6 +224,7 @@ def schemas_put(
     room: RoomOpt,
     url: UrlOpt = DEFAULT_URL,
     token: TokenOpt = None,
+    data_dir: DataDirOpt = DEFAULT_DATA_DIR,
 ) -> None:
     """Create or replace a schema from a file; it is checked to be a valid JSON Schema."""
     schema = read_json_file(file, "schema file")
@@ -190,15 +232,21 @@ def schemas_put(
     async def run(client: RoomClient):
         return {"name": name, "action": await client.put_schema(name, schema)}
 
-    print_json(with_room(url, room, token, run))
+    print_json(with_room(url, room, token, run, data_dir))
 
 
 @schemas_app.command("rm")
-def schemas_rm(name: str, room: RoomOpt, url: UrlOpt = DEFAULT_URL, token: TokenOpt = None) -> None:
+def schemas_rm(
+    name: str,
+    room: RoomOpt,
+    url: UrlOpt = DEFAULT_URL,
+    token: TokenOpt = None,
+    data_dir: DataDirOpt = DEFAULT_DATA_DIR,
+) -> None:
     """Remove a schema."""
 
     async def run(client: RoomClient):
         await client.remove_schema(name)
         return {"name": name, "action": "removed"}
 
-    print_json(with_room(url, room, token, run))
+    print_json(with_room(url, room, token, run, data_dir))

@@ -1,7 +1,8 @@
 """`taskroom up`: the whole system in one command, for a first run and for local work.
 
-It starts a room server, a service host with both LLM task runners, calls them into a
-room, and prints what a user needs to start tasks. With no OPENAI_API_KEY it runs on the
+It starts a room server, a service host with the task runners (the two LLM task runners
+and the workspace runner over the folder it runs in), calls them into a room, and prints
+what a user needs to start tasks, with a token for the local user. With no OPENAI_API_KEY it runs on the
 scripted test LLM and says so, so a fresh clone works with no account and no network.
 The server, the agents and the LLM client load when the command runs, not for its help.
 """
@@ -18,55 +19,80 @@ from typing import Annotated, Any
 
 import typer
 
-from taskroom.host.auth.tokens import DEFAULT_DATA_DIR
-from taskroom.host.cli.common import DataDirOpt, fail, setup_logging, stderr
+from taskroom.host.cli.common import (
+    DataDirOpt,
+    cannot_listen,
+    describe_room_error,
+    fail,
+    setup_logging,
+    stderr,
+)
+from taskroom.host.constants import DEFAULT_DATA_DIR, DEFAULT_PORT, LOCAL_USER
 
-RUNNERS = ("llm-task-runner", "dynamic-llm-task-runner")
+HOST = "127.0.0.1"
+RUNNERS = ("llm-task-runner", "dynamic-llm-task-runner", "workspace-task-runner")
 
 
 def up_command(
-    port: Annotated[int, typer.Option(help="Room server port (HTTP, WebSocket, Studio).")] = 8765,
+    port: Annotated[
+        int, typer.Option(help="Room server port (HTTP, WebSocket, Studio).")
+    ] = DEFAULT_PORT,
     room: Annotated[str, typer.Option(help="Room to call the runners into.")] = "myroom",
+    workspace: Annotated[
+        Path, typer.Option(help="Folder the workspace-task-runner works in.")
+    ] = Path("."),
     data_dir: DataDirOpt = DEFAULT_DATA_DIR,
     demo: Annotated[
-        bool, typer.Option(help="Invoke each runner once and print the results.")
+        bool, typer.Option("--demo", help="Invoke the LLM task runners once; print the results.")
     ] = False,
     exit_after_demo: Annotated[
-        bool, typer.Option(help="Stop after the demo instead of serving until Ctrl-C.")
+        bool,
+        typer.Option("--exit-after-demo", help="Stop after the demo instead of serving."),
     ] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logs on stderr.")] = False,
 ) -> None:
-    """Start a room, a service host with both LLM task runners, and call them into ROOM."""
+    """Start a room with the task runners in ROOM: all of taskroom in one process.
+
+    A room server, a service host with llm-task-runner, dynamic-llm-task-runner and
+    workspace-task-runner (over --workspace), all called into ROOM."""
     from taskroom.host.auth.tokens import TokenError
     from taskroom.host.protocol import RoomError
     from taskroom.host.server.tasks import TaskStoreError
 
+    if not workspace.is_dir():
+        fail(f"--workspace {workspace} is not a folder")
     setup_logging(verbose)
     try:
-        asyncio.run(_up(port, room, data_dir, demo, exit_after_demo))
+        asyncio.run(_up(port, room, workspace.resolve(), data_dir, demo, exit_after_demo))
     except KeyboardInterrupt:
         pass
     except (TokenError, TaskStoreError) as exc:
         fail(str(exc))
     except RoomError as exc:
-        fail(f"{exc.code.value}: {exc.message}")
+        fail(describe_room_error(exc))
     except OSError as exc:
         fail(f"cannot start: {exc.strerror or exc}")
 
 
-async def _up(port: int, room: str, data_dir: Path, demo: bool, exit_after_demo: bool) -> None:
+async def _up(
+    port: int, room: str, workspace: Path, data_dir: Path, demo: bool, exit_after_demo: bool
+) -> None:
     from taskroom.agents import DynamicLLMTaskRunner, LLMTaskRunner, OpenAIResponsesAdapter
+    from taskroom.agents.workspace_runner import WorkspaceTaskRunner
     from taskroom.host.auth.tokens import create_token, load_secret
     from taskroom.host.client.room_client import RoomClient
     from taskroom.host.server.build import build_room_server
     from taskroom.host.service.service_host import ServiceHost
 
-    secret = load_secret(data_dir)
+    secret = load_secret(data_dir)  # the room's secret, created on its first start
     async with contextlib.AsyncExitStack() as stack:
-        adapter_options = await _llm_settings(stack)
         server = build_room_server(data_dir=data_dir, secret=secret)
-        room_url = await server.start("127.0.0.1", port)
         stack.push_async_callback(server.stop)
+        try:
+            room_url = await server.start(HOST, port)
+        except OSError as exc:
+            cannot_listen(HOST, port, exc)
+        adapter_options = await _llm_settings(stack)
 
         service = ServiceHost(port=0, webhook_secret=secret)
         service.add_path(
@@ -79,6 +105,16 @@ async def _up(port: int, room: str, data_dir: Path, demo: bool, exit_after_demo:
             lambda: DynamicLLMTaskRunner(llm_adapter=OpenAIResponsesAdapter(**adapter_options)),
             "dynamic-llm-task-runner",
         )
+        service.add_path(
+            "/workspace-task-runner",
+            lambda: WorkspaceTaskRunner(
+                workspace,
+                # A real model is reached by name through the provider table; the scripted
+                # LLM answers any model name at its one URL.
+                llm_adapter=OpenAIResponsesAdapter(**adapter_options) if adapter_options else None,
+            ),
+            "workspace-task-runner",
+        )
         service_url = await service.start()
         stack.push_async_callback(service.stop)
 
@@ -87,8 +123,10 @@ async def _up(port: int, room: str, data_dir: Path, demo: bool, exit_after_demo:
             await client.request("services.register", {"name": "up", "url": service_url})
             for name in RUNNERS:
                 await client.request("room.call", {"service": "up", "agent": name}, timeout=90)
-        user_token = create_token(secret, room=room, identity="you", role="user", ttl=7 * 24 * 3600)
-        _print_banner(room_url, room, user_token, data_dir)
+        user_token = create_token(
+            secret, room=room, identity=LOCAL_USER, role="user", ttl=7 * 24 * 3600
+        )
+        _print_banner(room_url, room, user_token, workspace, data_dir)
         if demo:
             await _demo(room_url, room, user_token)
         if exit_after_demo:
@@ -116,18 +154,20 @@ async def _llm_settings(stack: contextlib.AsyncExitStack) -> dict[str, Any]:
     return {"base_url": llm.base_url, "api_key": "scripted", "model": "scripted-model"}
 
 
-def _print_banner(room_url: str, room: str, token: str, data_dir: Path) -> None:
+def _print_banner(room_url: str, room: str, token: str, workspace: Path, data_dir: Path) -> None:
+    def line(text: str) -> None:  # long URLs and tokens stay whole, to copy and paste
+        stderr.print(text, highlight=False, markup=False, soft_wrap=True)
+
     stderr.rule("taskroom is up")
-    stderr.print(f"room        {room_url}/rooms/{room}  (agents: {', '.join(RUNNERS)})")
-    stderr.print(f"studio      {room_url}/studio?room={room}#token={token}", soft_wrap=True)
-    stderr.print(f"data        {data_dir}")
-    stderr.print("invoke a runner from another terminal (the token is valid 7 days):")
-    stderr.print(
-        f"  export TASKROOM_URL={room_url} TASKROOM_TOKEN={token}\n"
-        f"  taskroom invoke llm-task-runner --room {room} --prompt 'Write a haiku about rooms'",
-        highlight=False,
-        soft_wrap=True,
-    )
+    line(f"room        {room_url}/rooms/{room}")
+    line(f"agents      {', '.join(RUNNERS)}")
+    line(f"workspace   {workspace}")
+    line(f"studio      {room_url}/studio?room={room}#token={token}")
+    line(f"data        {data_dir}")
+    line(f"you are     {LOCAL_USER}: this token, and the CLI here without a token, see your tasks")
+    line("invoke a runner from another terminal (the token is valid 7 days):")
+    line(f"  export TASKROOM_URL={room_url} TASKROOM_TOKEN={token}")
+    line(f"  taskroom invoke llm-task-runner --room {room} --prompt 'Write a haiku about rooms'")
 
 
 async def _demo(room_url: str, room: str, token: str) -> None:
@@ -141,9 +181,8 @@ async def _demo(room_url: str, room: str, token: str) -> None:
             started = await client.tasks.start(agent, arguments)
             (task,) = await watch_task(client, agent, started, timeout=300)
             if task["status"] != "completed":
-                fail(
-                    f"demo task on {agent} {task['status']}: {(task['error'] or {}).get('message')}"
-                )
+                message = (task["error"] or {}).get("message")
+                fail(f"demo task {task['id']} on {agent} {task['status']}: {message}")
             typer.echo(
                 json.dumps(
                     {"agent": agent, "task_id": task["id"], "result": task["result"]}, indent=2

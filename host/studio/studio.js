@@ -63,6 +63,7 @@ function start() {
 }
 
 function showJoin() {
+  setConnection("not connected", "offline");
   $("studio").hidden = true;
   $("leave").hidden = true;
   $("join").hidden = false;

@@ -134,7 +134,8 @@ function outcomeView(t) {
   if (FINISHED.has(t.status)) {
     const error = t.error || {};
     return el("p", { class: "error", testid: "task-error" },
-      el("strong", { text: `${t.status}${error.code ? ` (${error.code})` : ""}: ` }),
+      // The code adds something only when it differs: "failed (timeout)", not "cancelled (cancelled)".
+      el("strong", { text: `${t.status}${error.code && error.code !== t.status ? ` (${error.code})` : ""}: ` }),
       error.message || "no reason given");
   }
   return note(t.status === "pending" ? "Waiting for a free agent…" : "Running…");
