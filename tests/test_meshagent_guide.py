@@ -265,3 +265,43 @@ async def test_a_failing_tool_is_a_tool_error_on_the_task_and_in_its_hosts_log(
     await runner.stop()
     await toolkit.stop()
     assert "maths" not in {i.toolkit.name for i in await caller.list_toolkits()}
+
+
+async def test_a_current_sdk_runner_is_named_after_its_identity(
+    join: ClientPool, full_room, llm: ScriptedLLMServer, adapter: OpenAIResponsesAdapter
+) -> None:
+    """The current SDK names a runner after the identity its service path gives it, and
+    its invoke scripts call ``run_<identity>_task`` with ``model: None``."""
+    from taskroom.agents import LLMTaskRunner as SdkLLMTaskRunner
+    from taskroom.host import ServiceHost
+
+    from .conftest import SECRET
+
+    service = ServiceHost(webhook_secret=SECRET)
+
+    @service.path(path="/agent", identity="my-runner")
+    class MyRunner(SdkLLMTaskRunner):
+        def __init__(self):
+            super().__init__(
+                llm_adapter=adapter,
+                title="My runner",
+                description="Answers briefly",
+                rules=["Be brief."],
+                annotations=["meshagent.agent.type=TaskRunner"],
+            )
+
+    async with service:
+        admin = await join("operator", "admin")
+        await admin.request("services.register", {"name": "mine", "url": service.base_url})
+        joined = await admin.agents.call(service="mine", agent="my-runner")
+        assert joined["identity"] == "my-runner"
+        llm.script(json_output({"result": "Brief."}))
+
+        answer = await admin.agents.invoke_tool(
+            toolkit="my-runner", tool="run_my-runner_task", input={"prompt": "Hi", "model": None}
+        )
+
+        assert answer.json == {"result": "Brief."}
+        assert "Be brief." in llm.requests[0].body["instructions"]
+        [described] = [a for a in await admin.agents.list_agents() if a.name == "my-runner"]
+        assert described.title == "My runner"
