@@ -8,6 +8,7 @@ here once, so a Responses and a Chat Completions adapter behave the same.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import logging
 import re
@@ -167,6 +168,49 @@ class LLMAdapter(ABC):
 
     def create_chat_context(self) -> ChatContext:
         return ChatContext()
+
+    def create_session(self) -> ChatContext:
+        """The current MeshAgent SDK's name for :meth:`create_chat_context`."""
+        return self.create_chat_context()
+
+    async def create_response(
+        self,
+        *,
+        context: ChatContext,
+        toolkits: Sequence[Toolkit] = (),
+        output_schema: dict[str, Any] | None = None,
+        model: str | None = None,
+        event_handler: Callable[[dict[str, Any]], Any] | None = None,
+        caller: ParticipantInfo | None = None,
+        on_behalf_of: ParticipantInfo | None = None,
+    ) -> Any:
+        """The current MeshAgent SDK's form of :meth:`next`.
+
+        In a task, the task's own caller and on_behalf_of (which the room vouches for)
+        are used whatever ``caller`` and ``on_behalf_of`` say; outside one they make the
+        tool context. ``event_handler`` also gets every progress event.
+        """
+        task = current_task()
+        tool_context = None
+        if task is None and caller is not None:
+            tool_context = ToolContext(caller=caller, on_behalf_of=on_behalf_of)
+
+        async def on_event(event: dict[str, Any]) -> None:
+            if task is not None:
+                await task.emit(event)
+            if event_handler is not None:
+                result = event_handler(event)
+                if inspect.isawaitable(result):
+                    await result
+
+        return await self.next(
+            context=context,
+            toolkits=toolkits,
+            output_schema=output_schema,
+            model=model,
+            tool_context=tool_context,
+            on_event=on_event,
+        )
 
     @abstractmethod
     async def complete(

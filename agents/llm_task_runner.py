@@ -40,7 +40,10 @@ def prompt_input_schema(
     """``{"prompt": str}`` plus optional ``model`` and, when allowed, ``tools``."""
     properties: dict[str, Any] = {
         "prompt": {"type": "string", "minLength": 1, "description": "What the task is."},
-        "model": {"type": "string", "description": "Model to use instead of the default."},
+        "model": {
+            "type": ["string", "null"],
+            "description": "Model to use instead of the default (null: the default).",
+        },
     }
     if supports_tools:
         properties["tools"] = {
@@ -58,6 +61,7 @@ def prompt_input_schema(
 
 
 DEFAULT_NAME = "llm-task-runner"
+DYNAMIC_NAME = "dynamic-llm-task-runner"
 
 
 class LLMTaskRunner(TaskRunner):
@@ -79,7 +83,7 @@ class LLMTaskRunner(TaskRunner):
         input_schema: dict[str, Any] | None = None,
         output_schema: dict[str, Any] | RequiredSchema | None = None,
         rules: Sequence[str] | None = None,
-        name: str | None = DEFAULT_NAME,
+        name: str | None = None,
         title: str | None = None,
         description: str | None = None,
         labels: Sequence[str] | None = None,
@@ -111,6 +115,7 @@ class LLMTaskRunner(TaskRunner):
             annotations=annotations,
             max_concurrency=max_concurrency,
         )
+        self.name_given = name is not None
         self.llm_adapter = self._llm_adapter = llm_adapter
         """Also under MeshAgent's name ``_llm_adapter``, which its subclasses use."""
         self.tool_adapter = self._tool_adapter = tool_adapter
@@ -187,15 +192,14 @@ class DynamicLLMTaskRunner(LLMTaskRunner):
         self,
         *,
         llm_adapter: LLMAdapter,
-        name: str | None = "dynamic-llm-task-runner",
+        name: str | None = None,
         title: str | None = None,
         description: str | None = None,
         supports_tools: bool | None = True,
         **kwargs: Any,
     ) -> None:
         supports_tools = bool(supports_tools)
-        name = name or "dynamic-llm-task-runner"
-        if title is None and name == "dynamic-llm-task-runner":
+        if title is None and name in (None, DYNAMIC_NAME):
             title = "Dynamic LLM Task Runner"
         description = description or (
             "Runs a prompt with an LLM and returns JSON that fits the output_schema given "
@@ -213,12 +217,13 @@ class DynamicLLMTaskRunner(LLMTaskRunner):
             )
         super().__init__(
             llm_adapter=llm_adapter,
-            name=name,
+            name=name or DYNAMIC_NAME,
             title=title,
             description=description,
             supports_tools=supports_tools,
             **kwargs,
         )
+        self.name_given = name is not None
         self.output_schema = None
 
     def metadata(self) -> dict[str, Any]:

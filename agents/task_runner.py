@@ -69,8 +69,8 @@ class TaskContext:
         return self.tool_context.task_id
 
     @property
-    def chat_context(self) -> ChatContext:
-        """MeshAgent's name for :attr:`chat`."""
+    def session(self) -> ChatContext:
+        """The current MeshAgent SDK's name for :attr:`chat`."""
         return self.chat
 
     async def emit(self, event: dict[str, Any]) -> None:
@@ -144,6 +144,9 @@ class TaskRunner:
         annotations: Sequence[str] | dict[str, str] | None = None,
         max_concurrency: int = 16,
     ) -> None:
+        self.name_given = name is not None
+        """False when the name was made up here: a service host then names the runner
+        after the identity it joins as, as MeshAgent names runners after theirs."""
         name = name or _default_name(title or type(self).__name__)
         if not _NAME.match(name):
             raise ValueError(f"invalid runner name {name!r}: use letters, digits, '.', '_' or '-'")

@@ -29,7 +29,7 @@ async def setup(tmp_path):
             clients.append(client)
         adapter = OpenAIChatCompletionsAdapter(base_url=llm.base_url, api_key="test", max_retries=0)
         await LLMTaskRunner(llm_adapter=adapter, supports_tools=True).start(clients[0])
-        await DynamicLLMTaskRunner(llm_adapter=adapter).start(clients[1])
+        await DynamicLLMTaskRunner(llm_adapter=adapter, supports_tools=False).start(clients[1])
         yield clients[2], llm
         for client in clients:
             await client.close()

@@ -20,7 +20,7 @@ import pytest
 from jsonschema import validate
 
 from taskroom.agents import AgentCallContext, OpenAIResponsesAdapter, RequiredToolkit, TaskRunner
-from taskroom.agents.testing import ScriptedLLMServer, json_output, tool_calls
+from taskroom.agents.testing import ScriptedLLMServer, json_output, text, tool_calls
 from taskroom.host.client.room_client import RoomClient
 from taskroom.host.protocol import RoomError
 from taskroom.toolkits import JsonResponse, RemoteToolkit, Tool, ToolContext, Toolkit
@@ -265,3 +265,82 @@ async def test_a_failing_tool_is_a_tool_error_on_the_task_and_in_its_hosts_log(
     await runner.stop()
     await toolkit.stop()
     assert "maths" not in {i.toolkit.name for i in await caller.list_toolkits()}
+
+
+async def test_a_current_sdk_runner_is_named_after_its_identity(
+    join: ClientPool, full_room, llm: ScriptedLLMServer, adapter: OpenAIResponsesAdapter
+) -> None:
+    """The current SDK names a runner after the identity its service path gives it, and
+    its invoke scripts call ``run_<identity>_task`` with ``model: None``."""
+    from taskroom.agents import LLMTaskRunner as SdkLLMTaskRunner
+    from taskroom.host import ServiceHost
+
+    from .conftest import SECRET
+
+    service = ServiceHost(webhook_secret=SECRET)
+
+    @service.path(path="/agent", identity="my-runner")
+    class MyRunner(SdkLLMTaskRunner):
+        def __init__(self):
+            super().__init__(
+                llm_adapter=adapter,
+                title="My runner",
+                description="Answers briefly",
+                rules=["Be brief."],
+                annotations=["meshagent.agent.type=TaskRunner"],
+            )
+
+    async with service:
+        admin = await join("operator", "admin")
+        await admin.request("services.register", {"name": "mine", "url": service.base_url})
+        joined = await admin.agents.call(service="mine", agent="my-runner")
+        assert joined["identity"] == "my-runner"
+        llm.script(json_output({"result": "Brief."}))
+
+        answer = await admin.agents.invoke_tool(
+            toolkit="my-runner", tool="run_my-runner_task", input={"prompt": "Hi", "model": None}
+        )
+
+        assert answer.json == {"result": "Brief."}
+        assert "Be brief." in llm.requests[0].body["instructions"]
+        [described] = [a for a in await admin.agents.list_agents() if a.name == "my-runner"]
+        assert described.title == "My runner"
+
+
+class SessionRunner(TaskRunner):
+    """A runner written on the current SDK's adapter API: a session and create_response."""
+
+    def __init__(self, llm_adapter):
+        super().__init__(name="session-runner", input_schema=None, output_schema=None)
+        self._llm_adapter = llm_adapter
+        self.seen: list[str] = []
+
+    async def init_chat_context(self):
+        return self._llm_adapter.create_session()
+
+    async def ask(self, *, context: AgentCallContext, arguments: dict, attachment=None):
+        context.session.append_user_message(arguments["prompt"])
+        return await self._llm_adapter.create_response(
+            context=context.session,
+            caller=context.caller,
+            toolkits=[Toolkit(name="dictionary", tools=[Lookup()])],
+            output_schema=None,
+            event_handler=lambda event: self.seen.append(event["kind"]),
+        )
+
+
+async def test_a_runner_on_the_current_sdks_create_response(
+    join: ClientPool, llm: ScriptedLLMServer, adapter: OpenAIResponsesAdapter
+) -> None:
+    agent, caller = await join("agent", "agent"), await join("alice")
+    runner = SessionRunner(adapter)
+    await runner.start(room=agent)
+    llm.script(tool_calls([("lookup", {"word": "vole"})]), text("A small furry animal."))
+
+    answer = await caller.agents.ask(agent="session-runner", arguments={"prompt": "Vole?"})
+
+    assert answer.text == "A small furry animal."
+    expected = ["llm.turn", "tool.started", "tool.result", "llm.turn", "llm.answer"]
+    assert runner.seen == expected
+    assert [e["kind"] for e in await task_events(caller, "session-runner")] == expected
+    await runner.stop()

@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -479,3 +480,31 @@ async def test_make_call_reaches_only_registered_services(service_url: str, room
             await user.agents.make_call(name="llm-task-runner", url=service_url + "/x")
         assert refused.value.code == ErrorCode.PERMISSION_DENIED
         assert "services.admin" in refused.value.message
+
+
+def test_service_run_on_a_busy_port_is_one_error_line(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        port = busy.getsockname()[1]
+        done = subprocess.run(
+            [
+                str(BIN / "taskroom"),
+                "service",
+                "run",
+                str(ROOT / "invoke" / "llm_taskrunner_service.py"),
+                "--room",
+                ROOM,
+                "--token",
+                "t",
+                "--port",
+                str(port),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "TASKROOM_WEBHOOK_SECRET": SECRET},
+        )
+    assert done.returncode == 1
+    assert f"error: cannot serve on 127.0.0.1:{port}" in done.stderr
+    assert "exited with code 1 before serving" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -73,7 +73,7 @@ async def room(tmp_path, llm):
         return OpenAIResponsesAdapter(base_url=llm.base_url, api_key="test", max_retries=0)
 
     await LLMTaskRunner(llm_adapter=adapter(), supports_tools=True).start(client)
-    await DynamicLLMTaskRunner(llm_adapter=adapter()).start(client)
+    await DynamicLLMTaskRunner(llm_adapter=adapter(), supports_tools=False).start(client)
     await client.host_toolkit(
         Toolkit(name="weather", tools=[forecast], description="Weather forecasts.")
     )

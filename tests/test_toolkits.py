@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Literal
 
 import pytest
@@ -377,3 +378,23 @@ def test_toolkit_rules_and_defs() -> None:
     assert kit.description == ""
     with_defs = Tool(name="t", input_schema={"type": "object"}, defs={"D": {"type": "string"}})
     assert with_defs.input_schema["$defs"] == {"D": {"type": "string"}}
+
+
+async def test_meshagent_emit_and_tool_rules() -> None:
+    sent: list[dict[str, Any]] = []
+
+    async def sink(event: dict[str, Any]) -> None:
+        await asyncio.sleep(0)  # a real sink awaits a socket
+        sent.append(event)
+
+    @tool(rules=["Count from one."])
+    async def count(context: ToolContext, upto: int) -> int:
+        """Count, reporting each step."""
+        for n in range(1, upto + 1):
+            context.emit({"n": n})
+        return upto
+
+    kit = Toolkit(name="c", tools=[count])
+    assert kit.all_rules() == ["Count from one."]
+    assert await kit.execute(ToolContext(caller=ALICE, _progress=sink), "count", {"upto": 3}) == 3
+    assert sent == [{"n": 1}, {"n": 2}, {"n": 3}]  # all sent, in order, before the answer

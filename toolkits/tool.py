@@ -146,6 +146,7 @@ def tool(
     read_only: bool = False,
     destructive: bool = False,
     annotations: dict[str, Any] | None = None,
+    rules: Sequence[str] | None = None,
 ) -> Any:
     """Build a :class:`FunctionTool` from a typed function.
 
@@ -161,6 +162,7 @@ def tool(
             name=name,
             title=title,
             description=description,
+            rules=rules,
             annotations=ToolAnnotations(
                 title=title,
                 read_only=read_only,
@@ -179,6 +181,7 @@ def _function_tool(
     title: str | None,
     description: str | None,
     annotations: ToolAnnotations,
+    rules: Sequence[str] | None = None,
 ) -> FunctionTool:
     hints = get_type_hints(func, include_extras=True)
     summary, arg_docs = _parse_docstring(inspect.getdoc(func) or "")
@@ -213,6 +216,7 @@ def _function_tool(
         input_schema=input_schema,
         output_schema=output_schema,
         annotations=annotations,
+        rules=rules,
     )
 
 

@@ -108,6 +108,7 @@ class Toolkit:
             )
         try:
             result = await tool.call(context, arguments)
+            await context.flush()
         except (RoomError, asyncio.CancelledError):
             raise
         except Exception:

@@ -219,14 +219,14 @@ async def _wait_for_service(
     from taskroom.host.service.service_host import WELL_KNOWN_PATH
 
     deadline = asyncio.get_running_loop().time() + SERVICE_START_TIMEOUT
-    async with aiohttp.ClientSession() as http:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2.0)) as http:
         while not exited.done() and not stopping.done():
             try:
                 async with http.get(base_url + WELL_KNOWN_PATH) as resp:
                     if resp.status == 200:
                         agents: list[dict[str, Any]] = (await resp.json())["agents"]
                         return agents
-            except (aiohttp.ClientError, ValueError, KeyError):
+            except (aiohttp.ClientError, TimeoutError, ValueError, KeyError):
                 pass
             if asyncio.get_running_loop().time() > deadline:
                 fail(

@@ -250,7 +250,7 @@ class ServiceHost:
             return cached
         head: dict[str, Any] = {"path": service_path.path, "identity": service_path.identity}
         try:
-            agent = service_path.factory()
+            agent = _named(service_path.factory(), service_path.identity)
         except Exception as exc:
             logger.warning("cannot describe %s: %r", service_path.path, exc)
             return {**head, "error": f"the agent cannot be built: {_reason(exc)}"}
@@ -313,7 +313,7 @@ class ServiceHost:
         self, service_path: ServicePath, call: _RoomCallData
     ) -> ServiceInstance:
         """Build, join and start one agent; on any failure its connection is closed."""
-        agent = service_path.factory()
+        agent = _named(service_path.factory(), service_path.identity)
         client = RoomClient(call.room_url, call.room_name, call.token)
         await client.connect()
         try:
@@ -389,6 +389,13 @@ def _expiry(token: str) -> float | None:
     except jwt.PyJWTError:
         return None
     return float(exp) if isinstance(exp, int | float) else None
+
+
+def _named(agent: ServiceAgent, identity: str) -> ServiceAgent:
+    """A runner built without a name takes the identity it joins as (MeshAgent's rule)."""
+    if getattr(agent, "name_given", True) is False:
+        agent.name = identity  # type: ignore[attr-defined]
+    return agent
 
 
 def _env_port() -> int:
