@@ -220,6 +220,9 @@ async def test_a_model_without_a_key_and_unknown_classes_are_clear_errors(stack:
             await mcp.call_tool("run_task", {"task": "x", "model": "claude-opus-4-1"})
         )
         assert "set ANTHROPIC_API_KEY" in keyless and "anthropic" in keyless
+        unclaimed = error_text(await mcp.call_tool("run_task", {"task": "x", "model": "nope/m-1"}))
+        assert "provider 'openrouter'" in unclaimed and "set OPENROUTER_API_KEY" in unclaimed
+        assert "known: anthropic, gemini, llamacpp, lmstudio, ollama" in unclaimed
         unknown = error_text(await mcp.call_tool("run_task", {"task": "x", "model": "turbo"}))
         assert "unknown model class 'turbo'" in unknown
         assert f"reasoning={DEFAULT_MODEL}" in unknown and "vision_mini" in unknown
