@@ -261,6 +261,13 @@ async def test_write_and_edit_replace_a_file_whole_keeping_its_mode(files: Toolk
     await call(files, "edit", {"path": "a.txt", "old_text": "uno", "new_text": "one"})
     assert (root / "a.txt").read_text() == "one\n"
     assert (root / "a.txt").stat().st_mode & 0o777 == 0o640
+    umask = os.umask(0o027)
+    try:
+        await call(files, "write", {"path": "new.txt", "content": "fresh\n"})
+    finally:
+        os.umask(umask)
+    assert (root / "new.txt").stat().st_mode & 0o777 == 0o640  # 0o666 under the umask
+    (root / "new.txt").unlink()
     # A write the file system refuses part way (here: over the process's file size limit)
     # leaves the old content whole and no temporary file behind.
     handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)

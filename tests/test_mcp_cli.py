@@ -30,8 +30,11 @@ def test_mcp_help_lists_the_flags_without_importing_the_sdk() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     *help_lines, modules = out.splitlines()
-    loaded = {m.split(".")[0] for m in json.loads(modules)}
+    names = json.loads(modules)
+    loaded = {m.split(".")[0] for m in names}
     assert not loaded & set(HEAVY), loaded & set(HEAVY)
+    ours = [m for m in names if m.startswith(("taskroom.host.client", "taskroom.agents"))]
+    assert not ours and "taskroom.host.mcp.gateway" not in names, ours
     help_text = "\n".join(help_lines)
     for flag in ("--workspace", "--no-runner", "--no-shell", "--shell-timeout", "--http"):
         assert flag in help_text

@@ -8,28 +8,25 @@ import asyncio
 import json
 import shutil
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import mcp_types as types
-import pytest
-from mcp import ClientSession
-from mcp.client.streamable_http import streamable_http_client
-from mcp.shared._httpx_utils import create_mcp_http_client
 
 from taskroom.agents import DynamicLLMTaskRunner, LLMTaskRunner, OpenAIResponsesAdapter
 from taskroom.agents.testing import json_output, tool_calls
 from taskroom.host.client.room_client import RoomClient
 from taskroom.host.mcp.gateway import structured_result
 
-from .processes import BIN, Process, free_port, wait_http
 from .test_mcp_gateway import (
     DEFAULT_MODEL,
     ROOM,
+    TRANSPORTS,
     Stack,
     data,
     error_text,
+    gateway,
+    http_client,
+    http_gateway,
     in_module_loop,
     stack,
     stdio_gateway,
@@ -64,54 +61,6 @@ def tool_outputs(stack: Stack, index: int) -> list[str]:
     return [i["output"] for i in items if i.get("type") == "function_call_output"]
 
 
-@asynccontextmanager
-async def http_gateway(stack: Stack, log: str = "gateway-identity") -> AsyncIterator[str]:
-    port = free_port()
-    gateway = Process(
-        [str(BIN / "taskroom"), *stack.gateway_args(models_config=False), "--http"]
-        + ["--port", str(port), "--workspace", str(stack.workdir)],
-        env=stack.env,
-        log=stack.tmp / f"{log}.log",
-    )
-    try:
-        await asyncio.to_thread(wait_http, f"http://127.0.0.1:{port}/healthz")
-        yield f"http://127.0.0.1:{port}/mcp"
-    finally:
-        gateway.stop()
-
-
-@asynccontextmanager
-async def http_client(
-    url: str, token: str | None = None, message_handler: Any = None
-) -> AsyncIterator[ClientSession]:
-    """An MCP client over streamable HTTP; with ``token``, under that identity in the room."""
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    async with create_mcp_http_client(headers=headers) as client:
-        async with streamable_http_client(url, http_client=client) as (read, write):
-            async with ClientSession(read, write, message_handler=message_handler) as session:
-                await session.initialize()
-                yield session
-
-
-@asynccontextmanager
-async def gateway(
-    stack: Stack, transport: str, message_handler: Any = None
-) -> AsyncIterator[ClientSession]:
-    """The gateway with no models config, as a stdio child or an HTTP server."""
-    if transport == "stdio":
-        async with stdio_gateway(
-            stack, models_config=False, message_handler=message_handler
-        ) as session:
-            yield session
-        return
-    async with http_gateway(stack, log=f"gateway-{transport}") as url:
-        async with http_client(url, message_handler=message_handler) as session:
-            yield session
-
-
-TRANSPORTS = pytest.mark.parametrize("transport", ["stdio", "http"])
-
-
 @TRANSPORTS
 @in_module_loop
 async def test_model_classes_work_with_only_taskroom_model_set(
@@ -120,7 +69,7 @@ async def test_model_classes_work_with_only_taskroom_model_set(
     stack.llm.clear()
     stack.llm.script(*(json_output({"result": f"answer {n}"}) for n in range(4)))
     first = len(stack.llm.requests)
-    async with gateway(stack, transport) as mcp:
+    async with gateway(stack, transport, models_config=False) as mcp:
         single = data(await mcp.call_tool("run_task", {"task": "Quick one.", "model": "mini"}))
         assert single["model"] == DEFAULT_MODEL and single["model_requested"] == "mini"
         assert "default model (TASKROOM_MODEL)" in single["model_reason"]
@@ -177,7 +126,7 @@ async def test_the_workspace_agent_reads_greps_writes_and_patches(
         json_output({"result": "PELICAN"}),
     )
     first = len(stack.llm.requests)
-    async with gateway(stack, transport) as mcp:
+    async with gateway(stack, transport, models_config=False) as mcp:
         looked = data(
             await mcp.call_tool("run_task", {"task": "Find the code word.", "read_only": True})
         )
@@ -220,6 +169,9 @@ async def test_a_model_without_a_key_and_unknown_classes_are_clear_errors(stack:
             await mcp.call_tool("run_task", {"task": "x", "model": "claude-opus-4-1"})
         )
         assert "set ANTHROPIC_API_KEY" in keyless and "anthropic" in keyless
+        unclaimed = error_text(await mcp.call_tool("run_task", {"task": "x", "model": "nope/m-1"}))
+        assert "provider 'openrouter'" in unclaimed and "set OPENROUTER_API_KEY" in unclaimed
+        assert "known: anthropic, gemini, llamacpp, lmstudio, ollama" in unclaimed
         unknown = error_text(await mcp.call_tool("run_task", {"task": "x", "model": "turbo"}))
         assert "unknown model class 'turbo'" in unknown
         assert f"reasoning={DEFAULT_MODEL}" in unknown and "vision_mini" in unknown
@@ -296,7 +248,7 @@ async def test_agent_tools_answer_objects_as_the_cli_prints_them(stack: Stack) -
 async def test_http_clients_with_their_own_tokens_see_only_their_tasks(stack: Stack) -> None:
     stack.llm.clear()
     stack.llm.script(json_output({"result": "carol's"}), json_output({"result": "dave's"}))
-    async with http_gateway(stack) as url:
+    async with http_gateway(stack, models_config=False) as url:
         async with (
             http_client(url, stack.token("carol")) as carol,
             http_client(url, stack.token("dave")) as dave,
@@ -346,7 +298,7 @@ async def test_a_runner_joining_or_leaving_sends_tools_list_changed(
     stack: Stack, transport: str
 ) -> None:
     seen = Notifications()
-    async with gateway(stack, transport, message_handler=seen) as mcp:
+    async with gateway(stack, transport, models_config=False, message_handler=seen) as mcp:
         names = {t.name for t in (await mcp.list_tools()).tools}
         assert "agent_workspace-task-runner" in names and "agent_late-joiner" not in names
         adapter = OpenAIResponsesAdapter(base_url=stack.llm.base_url, api_key="k")

@@ -16,6 +16,7 @@ import pytest
 import pytest_asyncio
 from mcp import ClientSession, MCPError, StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
 
 from taskroom.agents.llm_task_runner import DEFAULT_OUTPUT_SCHEMA
 from taskroom.agents.testing import ScriptedLLMServer, delay, hang, json_output
@@ -126,6 +127,57 @@ async def stdio_gateway(
         async with ClientSession(read, write, message_handler=message_handler) as session:
             await session.initialize()
             yield session
+
+
+@asynccontextmanager
+async def http_gateway(
+    stack: Stack, log: str = "gateway-identity", *, models_config: bool = True
+) -> AsyncIterator[str]:
+    """`taskroom mcp --http` over the test workspace; yields its MCP URL."""
+    port = free_port()
+    gateway = Process(
+        [str(BIN / "taskroom"), *stack.gateway_args(models_config=models_config), "--http"]
+        + ["--port", str(port), "--workspace", str(stack.workdir)],
+        env=stack.env,
+        log=stack.tmp / f"{log}.log",
+    )
+    try:
+        await asyncio.to_thread(wait_http, f"http://127.0.0.1:{port}/healthz")
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        gateway.stop()
+
+
+@asynccontextmanager
+async def http_client(
+    url: str, token: str | None = None, message_handler: Any = None
+) -> AsyncIterator[ClientSession]:
+    """An MCP client over streamable HTTP; with ``token``, under that identity in the room."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with create_mcp_http_client(headers=headers) as client:
+        async with streamable_http_client(url, http_client=client) as (read, write):
+            async with ClientSession(read, write, message_handler=message_handler) as session:
+                await session.initialize()
+                yield session
+
+
+@asynccontextmanager
+async def gateway(
+    stack: Stack, transport: str, *, models_config: bool = True, message_handler: Any = None
+) -> AsyncIterator[ClientSession]:
+    """The gateway as a stdio child or an HTTP server, and an official client of it."""
+    if transport == "stdio":
+        async with stdio_gateway(
+            stack, models_config=models_config, message_handler=message_handler
+        ) as session:
+            yield session
+        return
+    async with http_gateway(stack, log=f"gateway-{transport}", models_config=models_config) as url:
+        async with http_client(url, message_handler=message_handler) as session:
+            yield session
+
+
+TRANSPORTS = pytest.mark.parametrize("transport", ["stdio", "http"])
 
 
 def data(result: types.CallToolResult) -> dict[str, Any]:
@@ -448,11 +500,12 @@ def text_answer(result: types.CallToolResult) -> dict[str, Any]:
     return {"text": result.content[0].text}
 
 
+@TRANSPORTS
 @in_module_loop
-async def test_every_answer_carries_mcp_task_fields(stack: Stack) -> None:
+async def test_every_answer_carries_mcp_task_fields(stack: Stack, transport: str) -> None:
     stack.llm.clear()
     stack.llm.script(delay(1.5, json_output({"result": "shaped"})))
-    async with stdio_gateway(stack) as mcp:
+    async with gateway(stack, transport) as mcp:
 
         async def call(tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
             return data(await mcp.call_tool(tool, arguments))

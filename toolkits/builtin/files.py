@@ -12,8 +12,8 @@ import asyncio
 import fnmatch
 import logging
 import os
+import secrets
 import stat
-import tempfile
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path, PurePath
@@ -173,31 +173,24 @@ def glob_matcher(parts: Sequence[str]) -> Any:
         raise RoomError(ErrorCode.INVALID_REQUEST, f"invalid glob: {exc}") from None
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_NEW_FILE_MODE = 0o666 & ~_umask()
-
-
 def replace_file(target: Path, data: bytes) -> None:
     """Write ``data`` to ``target`` all or nothing: into a temporary file beside it, then
     renamed over it, so a failed write (a full disk, a crash) leaves the old content whole.
-    An existing file keeps its permissions."""
+    An existing file keeps its permissions; a new one gets the umask's, as open() gives."""
     try:
-        mode = stat.S_IMODE(target.stat().st_mode)
+        mode: int | None = stat.S_IMODE(target.stat().st_mode)
     except FileNotFoundError:
-        mode = _NEW_FILE_MODE
-    fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+        mode = None
+    temp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-        os.chmod(temp, mode)
+        if mode is not None:
+            os.chmod(temp, mode)
         os.replace(temp, target)
     except BaseException:
-        Path(temp).unlink(missing_ok=True)
+        temp.unlink(missing_ok=True)
         raise
 
 
