@@ -238,6 +238,12 @@ def test_output_schema_on_a_fixed_schema_runner_points_to_the_dynamic_one(
         up.run("invoke", "llm-task-runner", "--prompt", "x", "--output-schema", str(schema))
     )
     assert "dynamic-llm-task-runner" in line
+    (tmp_path / "list.json").write_text("[1, 2]")
+    bad_schema = one_error_line(
+        up.run("invoke", "dynamic-llm-task-runner", "--prompt", "x", "--output-schema",
+               str(tmp_path / "list.json"))
+    )  # fmt: skip
+    assert "invalid input" in bad_schema and "fixed output schema" not in bad_schema
     dynamic = up.run(
         "invoke", "dynamic-llm-task-runner", "--prompt", "x", "--output-schema", str(schema)
     )

@@ -67,8 +67,8 @@ TokenOpt = Annotated[
     typer.Option(
         "--token",
         envvar="TASKROOM_TOKEN",
-        help=f"Participant token. Without one, a token for {LOCAL_USER!r} is minted from the "
-        "secret in the data folder.",
+        help="Participant token. Without one, a user token is minted from the room's secret "
+        "in the data folder.",
     ),
 ]
 DataDirOpt = Annotated[

@@ -125,7 +125,8 @@ def invoke_command(
         try:
             started = await client.tasks.start(agent, arguments, models=models, read_only=read_only)
         except RoomError as exc:
-            if output_schema is not None and exc.code == ErrorCode.INVALID_REQUEST:
+            refused_schema = "'output_schema' was unexpected" in exc.message
+            if exc.code == ErrorCode.INVALID_REQUEST and refused_schema:
                 hint = (
                     f"; {agent!r} may have a fixed output schema: --output-schema needs a "
                     "runner that takes one, such as dynamic-llm-task-runner"
@@ -170,7 +171,7 @@ def invoke_command(
 
 
 def announce(agent: str, started: dict[str, Any]) -> None:
-    """Say on stderr which tasks started, so they can be found again after a detach."""
+    """Say on stderr which tasks started, so they can be found again whatever happens next."""
     ids = started["task_ids"]
     if started["batch_id"]:
         what = f"batch {started['batch_id']} started on {agent}: tasks {', '.join(ids)}"
