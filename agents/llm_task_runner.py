@@ -80,8 +80,6 @@ class LLMTaskRunner(TaskRunner):
         max_concurrency: int = 16,
         checkpoints: bool = False,
     ) -> None:
-        """``checkpoints``: keep each task's chat in the room after every turn, so a
-        re-queued task resumes from its last completed turn (see agents/checkpoint.py)."""
         if input_schema is None:
             input_schema = (
                 prompt_input_schema(supports_tools=supports_tools)
@@ -105,6 +103,8 @@ class LLMTaskRunner(TaskRunner):
         self.rules = list(rules)
         self.input_prompt = input_prompt
         self.max_repairs = max_repairs
+        # Keep each task's chat in the room after every turn, so a re-queued task
+        # resumes from its last completed turn (agents/checkpoint.py).
         self.checkpoints = checkpoints
 
     async def stop(self) -> None:
