@@ -570,3 +570,11 @@ async def test_a_schema_change_the_store_refuses_is_undone(tmp_path):
             assert await alice.list_schemas() == {"point": {"type": "object"}}
     finally:
         await server.stop()
+
+
+def test_taskroom_store_in_the_environment_picks_the_store(tmp_path, monkeypatch):
+    monkeypatch.setenv("TASKROOM_STORE", "mysql://u@h/db")
+    with pytest.raises(TaskStoreError, match="unknown task store 'mysql'"):
+        build_room_server(data_dir=tmp_path, secret=SECRET)
+    with pytest.raises(TaskStoreError, match="unknown task store 'redis'"):
+        build_room_server(data_dir=tmp_path, secret=SECRET, store="redis://h")
