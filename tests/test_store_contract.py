@@ -578,3 +578,16 @@ async def test_taskroom_store_in_the_environment_picks_the_store(tmp_path, monke
         build_room_server(data_dir=tmp_path, secret=SECRET)
     server = build_room_server(data_dir=tmp_path, secret=SECRET, store="sqlite")
     await server.stop()  # the store given in code wins over the environment's
+
+
+async def test_postgres_save_many_is_all_or_none_when_the_server_refuses_a_row(postgres_server):  # noqa: F811
+    store = PostgresTaskStore(await fresh_database(postgres_server))
+    await store.open()
+    try:
+        with pytest.raises(TaskStoreError, match="PostgreSQL at"):
+            await store.save_many([record(1), record(2, room="r\x00")])  # TEXT refuses NUL
+        assert await store.list("r") == []
+        await store.save_many([record(1), record(2)])
+        assert len(await store.list("r")) == 2
+    finally:
+        await store.close()

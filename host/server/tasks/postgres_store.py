@@ -19,7 +19,7 @@ import builtins
 import json
 import logging
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -86,10 +86,16 @@ CREATE TABLE IF NOT EXISTS taskroom_room_schemas (
 
 _TASK_COLUMNS = "room, id, agent, status, batch_id, caller_name, created_at, finished_at, body"
 _SAVE_TASK = (
-    f"INSERT INTO taskroom_tasks ({_TASK_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+    "WITH saved AS ("
+    f" INSERT INTO taskroom_tasks ({_TASK_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
     " ON CONFLICT (room, id) DO UPDATE SET agent = EXCLUDED.agent, status = EXCLUDED.status,"
     " batch_id = EXCLUDED.batch_id, caller_name = EXCLUDED.caller_name,"
     " created_at = EXCLUDED.created_at, finished_at = EXCLUDED.finished_at, body = EXCLUDED.body"
+    " RETURNING room, id, status)"
+    # A finished task needs no checkpoint: dropped in the same statement.
+    " DELETE FROM taskroom_task_checkpoints c USING saved s"
+    " WHERE c.room = s.room AND c.task_id = s.id"
+    " AND s.status IN ('completed', 'failed', 'cancelled')"
 )
 _SAVE_CHECKPOINT = (
     "INSERT INTO taskroom_task_checkpoints (room, task_id, body) VALUES ($1, $2, $3)"
@@ -100,7 +106,6 @@ _PUT_SCHEMA = (
     "INSERT INTO taskroom_room_schemas (room, name, owner, body) VALUES ($1, $2, $3, $4)"
     " ON CONFLICT (room, name) DO UPDATE SET owner = EXCLUDED.owner, body = EXCLUDED.body"
 )
-_DROP_CHECKPOINT = "DELETE FROM taskroom_task_checkpoints WHERE room = $1 AND task_id = $2"
 _INSERT_EVENT = (
     "INSERT INTO taskroom_task_events (room, task_id, seq, at, data) VALUES ($1, $2, $3, $4, $5)"
 )
@@ -314,8 +319,12 @@ class PostgresTaskStore(TaskStore):
         assert self._pool is not None
         try:
             async with self._pool.acquire(timeout=self.connect_timeout) as conn:
-                async with conn.transaction():
+                if self._one_statement(batch):
+                    # One executemany is atomic by itself: no BEGIN and COMMIT round trips.
                     results = await self._apply(conn, batch)
+                else:
+                    async with conn.transaction():
+                        results = await self._apply(conn, batch)
         except Exception as exc:
             self._forget_touched()
             clash = isinstance(exc, asyncpg.UniqueViolationError)
@@ -360,11 +369,9 @@ class PostgresTaskStore(TaskStore):
         self, conn: asyncpg.Connection, rows: builtins.list[Params]
     ) -> builtins.list[None]:
         await conn.executemany(_SAVE_TASK, rows)
-        finished = [(row[0], row[1]) for row in rows if row[3] in FINISHED]
-        if finished:
-            await conn.executemany(_DROP_CHECKPOINT, finished)
-            for key in finished:
-                self.sequences.pop(key, None)
+        for row in rows:
+            if row[3] in FINISHED:
+                self.sequences.pop((row[0], row[1]), None)
         return [None] * len(rows)
 
     async def _insert_events(
@@ -420,6 +427,20 @@ class PostgresTaskStore(TaskStore):
 
             self._statements[sql] = run
         return run
+
+    def _one_statement(self, batch: Sequence[_Write]) -> bool:
+        """Whether the batch is one statement: writes of one kind that need no other
+        (events need one only when a counter must be read or old events trimmed)."""
+        run = batch[0].run
+        if any(w.run != run for w in batch):
+            return False
+        if run == self._insert_events:
+            added = Counter((item[0], item[1]) for w in batch for item in w.items)
+            return all(
+                key in self.sequences and self.sequences[key] + n <= MAX_EVENTS_PER_TASK
+                for key, n in added.items()
+            )
+        return run == self._save_rows or run in self._statements.values()
 
     def _forget_touched(self) -> None:
         """A rolled-back batch: the numbers it took are not in the table."""
