@@ -57,7 +57,8 @@ class TaskCheckpoints:
     async def begin(cls, context: TaskContext) -> TaskCheckpoints | None:
         """Checkpoints for the task ``context`` runs, its chat restored if it has one.
 
-        None when the task cannot be checkpointed (run outside a room's task API).
+        None when the task cannot be checkpointed (run outside a room's task API, or by a
+        room that does not keep checkpoints).
         """
         room, task_id = context.room, context.task_id
         if task_id is None or not isinstance(room, RequestSender):
@@ -68,8 +69,9 @@ class TaskCheckpoints:
                 await checkpoints.room.request("tasks.resume", {"task_id": task_id})
             )
         except (RoomError, ValidationError) as exc:
-            logger.warning("task %s: no checkpoint to resume from: %s", task_id, exc)
-            return checkpoints
+            # A room without checkpoints, or a call the room does not run as our task.
+            logger.info("task %s runs without checkpoints: %s", task_id, exc)
+            return None
         if answer.checkpoint is not None:
             checkpoints.restore(answer.checkpoint)
         return checkpoints

@@ -92,8 +92,6 @@ class LLMTaskRunner(TaskRunner):
         max_concurrency: int = 16,
         checkpoints: bool = False,
     ) -> None:
-        """``checkpoints``: keep each task's chat in the room after every turn, so a
-        re-queued task resumes from its last completed turn (see agents/checkpoint.py)."""
         supports_tools = bool(supports_tools)
         if input_schema is None:
             input_schema = (
@@ -122,6 +120,8 @@ class LLMTaskRunner(TaskRunner):
         self.rules = list(rules or [])
         self.input_prompt = input_prompt
         self.max_repairs = max_repairs
+        # Keep each task's chat in the room after every turn, so a re-queued task
+        # resumes from its last completed turn (agents/checkpoint.py).
         self.checkpoints = checkpoints
 
     async def stop(self) -> None:

@@ -21,8 +21,9 @@ def build_room_server(
 ) -> RoomServer:
     """The full room server: core routing, tasks, agent calls and the Studio.
 
-    ``store`` (else ``TASKROOM_STORE``) names the task store: see ``store_from_url``.
-    ``on_damage`` says what to do with an empty or damaged SQLite store (see ``OnDamage``).
+    ``on_damage`` says what to do with an empty or damaged SQLite task store (see
+    ``OnDamage``); ``store`` (else ``TASKROOM_STORE``) names the task store: see
+    ``store_from_url``.
     """
     server = RoomServer(data_dir=data_dir, secret=secret, public_url=public_url)
     url = store or os.environ.get("TASKROOM_STORE")
