@@ -7,8 +7,10 @@ from typing import Any
 
 import pytest
 
-from taskroom.agents import TaskRunner
+from taskroom.agents import LLMTaskRunner, OpenAIResponsesAdapter, TaskRunner
 from taskroom.agents.task_runner import TaskContext
+from taskroom.agents.testing import ScriptedLLMServer
+from taskroom.agents.testing.steps import hang
 from taskroom.host.protocol import RoomError
 from taskroom.toolkits import Toolkit, tool
 from taskroom.toolkits.requirements import RequiredToolkit
@@ -77,3 +79,32 @@ async def test_required_toolkits_are_listed_once_and_refreshed_when_the_room_cha
     with pytest.raises(RoomError, match="required toolkit 'kv' is no longer in room"):
         await run()
     await runner.stop()
+
+
+async def test_cancelling_a_task_mid_llm_call_closes_the_llm_connection(join):
+    """The default client's transport aborts the HTTP request: the LLM server sees the
+    connection close instead of generating an answer nobody will read."""
+    async with ScriptedLLMServer(auto=True) as llm:
+        llm.script(hang())
+        adapter = OpenAIResponsesAdapter(base_url=llm.base_url, api_key="test", max_retries=0)
+        runner = LLMTaskRunner(llm_adapter=adapter)
+        agent = await join("llm-task-runner", "agent")
+        await runner.start(agent)
+        caller = await join("alice")
+        started = await caller.tasks.start("llm-task-runner", {"prompt": "think forever"})
+        task_id = started["task_ids"][0]
+        while not llm.requests:
+            await asyncio.sleep(0.01)
+        [request] = llm.requests
+        assert request.finished_at is None
+
+        await caller.tasks.cancel(task_id)
+        deadline = asyncio.get_running_loop().time() + 10
+        while request.finished_at is None and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)
+
+        assert request.disconnected, "the LLM request was left running after the cancel"
+        waited = await caller.tasks.wait(task_id, timeout=5)
+        assert waited["tasks"][0]["status"] == "cancelled"
+        await runner.stop()
+        await adapter.aclose()
