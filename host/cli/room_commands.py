@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -28,6 +29,16 @@ from taskroom.host.cli.common import (
 if TYPE_CHECKING:
     from taskroom.host.client.room_client import RoomClient
 
+
+
+class OnDamageChoice(enum.StrEnum):
+    """The choices of ``--on-damage`` (the store's ``OnDamage``)."""
+
+    REFUSE = "refuse"
+    FRESH = "fresh"
+    SKIP = "skip"
+
+
 room_app = command_group()
 token_app = command_group()
 toolkits_app = command_group()
@@ -44,6 +55,14 @@ def room_serve(
         str | None,
         typer.Option(help="URL agents are told to join (when binding 0.0.0.0 or behind a proxy)."),
     ] = None,
+    on_damage: Annotated[
+        OnDamageChoice,
+        typer.Option(
+            "--on-damage",
+            help="An empty or damaged tasks database: refuse to start (default), move it "
+            "aside and start fresh, or skip the rows that cannot be read.",
+        ),
+    ] = OnDamageChoice.REFUSE,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Serve rooms over WebSocket at /rooms/{room}, health at /healthz."""
@@ -52,7 +71,9 @@ def room_serve(
 
     setup_logging(verbose)
     try:
-        server = build_room_server(data_dir=data_dir, public_url=public_url)
+        server = build_room_server(
+            data_dir=data_dir, public_url=public_url, on_damage=on_damage.value
+        )
     except (TokenError, OSError, TaskStoreError) as exc:
         fail(str(exc))
     stderr.print(f"room server on http://{host}:{port} (data in {data_dir})")

@@ -326,12 +326,19 @@ class RoomClient:
             except TimeoutError:
                 raise RoomError(ErrorCode.UNAVAILABLE, "not connected to the room") from None
         rid = next(self._ids)
+        text = protocol.encode(type_, data, rid)
+        if protocol.frame_size(text) > self.room_frame_cap:
+            raise RoomError(
+                ErrorCode.INVALID_REQUEST,
+                f"{type_} of {protocol.frame_size(text)} bytes exceeds the room's frame cap "
+                f"of {self.room_frame_cap} bytes",
+            )
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[rid] = fut
         if on_progress is not None:
             self._progress[rid] = on_progress
         try:
-            await self.send_text(protocol.encode(type_, data, rid))
+            await self.send_text(text)
         except ConnectionClosed:
             self._pending.pop(rid, None)
             raise RoomError(ErrorCode.UNAVAILABLE, "connection to the room was lost") from None

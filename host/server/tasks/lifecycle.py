@@ -22,7 +22,7 @@ from taskroom.host.server.tasks.store import TaskStore, TaskStoreError
 from taskroom.host.server.tasks.subscriptions import Subscriptions
 from taskroom.host.server.tasks.waits import Waits
 from taskroom.host.server.tasks.watchdog import Watchdog
-from taskroom.toolkits.toolkit import schema_validator, validation_error
+from taskroom.toolkits.schemas import compile_off_loop, validation_error
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ class TaskLifecycle:
         tool_spec = next((t for t in spec.tools if t.name == tool), None)
         if tool_spec is None:
             raise RoomError(ErrorCode.NOT_FOUND, f"agent {spec.name!r} has no tool {tool!r}")
-        problem = validation_error(arguments, schema_validator(tool_spec.input_schema))
+        problem = validation_error(arguments, await compile_off_loop(tool_spec.input_schema))
         if problem:
             raise RoomError(
                 ErrorCode.INVALID_REQUEST, f"invalid input for agent {spec.name!r}: {problem}"
