@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 from typing import Any
 
+import aiohttp
 import pytest
 
 from taskroom.agents import LLMTaskRunner, OpenAIResponsesAdapter, TaskRunner
 from taskroom.agents.task_runner import TaskContext
 from taskroom.agents.testing import ScriptedLLMServer
 from taskroom.agents.testing.steps import hang
+from taskroom.host.auth.tokens import create_token
+from taskroom.host.auth.webhooks import SIGNATURE_HEADER, sign_webhook
 from taskroom.host.protocol import RoomError
+from taskroom.host.service.service_host import ServiceHost
 from taskroom.toolkits import Toolkit, tool
 from taskroom.toolkits.requirements import RequiredToolkit
+
+from .conftest import SECRET
 
 
 @tool(read_only=True)
@@ -108,3 +116,53 @@ async def test_cancelling_a_task_mid_llm_call_closes_the_llm_connection(join):
         assert waited["tasks"][0]["status"] == "cancelled"
         await runner.stop()
         await adapter.aclose()
+
+
+class PidRunner(TaskRunner):
+    """Says which process it runs in, in its metadata and in each answer."""
+
+    def __init__(self) -> None:
+        super().__init__(name="pids", max_concurrency=1)
+
+    def metadata(self) -> dict[str, Any]:
+        return {**super().metadata(), "pid": os.getpid()}
+
+    async def ask(self, context: TaskContext, arguments: dict[str, Any]) -> Any:
+        await asyncio.sleep(0.2)  # busy long enough that the next task goes elsewhere
+        return {"pid": os.getpid()}
+
+
+async def test_workers_serve_one_agent_from_several_processes(full_room, join):
+    service = ServiceHost(webhook_secret=SECRET)
+    service.add_path("/pids", PidRunner, identity="pids", workers=2)
+    caller = await join("alice")
+    async with service:
+        token = create_token(SECRET, room="test", identity="pids", role="agent")
+        data = {"room_url": full_room.base_url, "room_name": "test", "token": token}
+        body = json.dumps({"event": "room.call", "data": data}).encode()
+        headers = {SIGNATURE_HEADER: sign_webhook("POST", "/pids", body, SECRET)}
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(service.base_url + "/pids", data=body, headers=headers) as resp,
+        ):
+            assert resp.status == 200, await resp.text()
+
+        instances = await caller.list_toolkits(name="pids")
+        pids = {i.toolkit.metadata["pid"] for i in instances}
+        assert len(instances) == 2
+        assert len(pids) == 2 and os.getpid() in pids
+
+        runs = await asyncio.gather(*(caller.tasks.run("pids", {}) for _ in range(2)))
+        assert {run["result"]["pid"] for run in runs} == pids
+
+    deadline = asyncio.get_running_loop().time() + 10
+    while await caller.list_toolkits(name="pids"):
+        assert asyncio.get_running_loop().time() < deadline, "a worker stayed in the room"
+        await asyncio.sleep(0.05)
+
+
+def test_workers_need_a_factory_other_processes_can_import():
+    service = ServiceHost(webhook_secret=SECRET)
+    with pytest.raises(ValueError, match="import by name"):
+        service.add_path("/pids", lambda: PidRunner(), identity="pids", workers=2)
+    service.add_path("/one", lambda: PidRunner(), identity="one")  # one process: anything goes
