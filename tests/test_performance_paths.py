@@ -9,6 +9,8 @@ from typing import Any
 
 import aiohttp
 import pytest
+import websockets
+from aiohttp import web
 
 from taskroom.agents import LLMTaskRunner, OpenAIResponsesAdapter, TaskRunner
 from taskroom.agents.task_runner import TaskContext
@@ -17,6 +19,8 @@ from taskroom.agents.testing.steps import hang
 from taskroom.host.auth.tokens import create_token
 from taskroom.host.auth.webhooks import SIGNATURE_HEADER, sign_webhook
 from taskroom.host.protocol import RoomError
+from taskroom.host.server.peer import QueuedPeer
+from taskroom.host.server.ws_batch import batch_sender
 from taskroom.host.service.service_host import ServiceHost
 from taskroom.toolkits import Toolkit, tool
 from taskroom.toolkits.requirements import RequiredToolkit
@@ -166,3 +170,53 @@ def test_workers_need_a_factory_other_processes_can_import():
     with pytest.raises(ValueError, match="import by name"):
         service.add_path("/pids", lambda: PidRunner(), identity="pids", workers=2)
     service.add_path("/one", lambda: PidRunner(), identity="one")  # one process: anything goes
+
+
+async def test_frames_sent_together_arrive_whole_and_in_order():
+    """A batch mixes the three header sizes of RFC 6455 (7-bit, 16-bit, 64-bit lengths)."""
+    texts = ["a" * 5, "b" * 125, "c" * 126, "d" * 65535, "é" * 40000, "f" * 3]
+
+    async def handle(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        await batch_sender(ws, request)(texts)
+        await ws.close()
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/ws", handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        async with websockets.connect(f"ws://127.0.0.1:{port}/ws", compression=None) as ws:
+            received = [message async for message in ws]
+    finally:
+        await runner.cleanup()
+    assert received == texts
+
+
+async def test_a_busy_peer_sends_what_is_queued_in_one_batch():
+    singles: list[str] = []
+    batches: list[list[str]] = []
+
+    async def send_text(text: str) -> None:
+        singles.append(text)
+
+    async def send_batch(texts: list[str]) -> None:
+        batches.append(texts)
+
+    async def close_socket(code: int, reason: str) -> None:
+        return None
+
+    peer = QueuedPeer(send_text, close_socket, send_batch=send_batch)
+    peer.send("one")
+    await asyncio.sleep(0)
+    for text in ("two", "three", "four"):
+        peer.send(text)
+    await peer.close(1000, "done")
+    assert singles == ["one"]
+    assert batches == [["two", "three", "four"]]
+    assert peer.queued_bytes == 0
