@@ -32,6 +32,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from bench_processes import cpu_seconds
+
 HOST = "127.0.0.1"
 SCRIPT = os.path.abspath(__file__)
 ROOM = "bench"
@@ -115,7 +117,13 @@ def child_main(role: str, args: list[str]) -> None:
         "echo": serve_echo,
     }
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(servers[role](*args))
+        main = servers[role](*args)
+        if role == "room" and os.environ.get("TASKROOM_BENCH_LOOP") == "uvloop":
+            import uvloop
+
+            uvloop.run(main)
+        else:
+            asyncio.run(main)
 
 
 class Child:
@@ -146,6 +154,10 @@ class Child:
             await self.stop()
             raise RuntimeError(f"the {self.role} process did not start (said {text!r})")
         return text.split()[1]
+
+    def cpu_seconds(self) -> float:
+        assert self.proc is not None
+        return cpu_seconds(self.proc.pid)
 
     async def stop(self) -> None:
         if self.proc is None or self.proc.returncode is not None:
@@ -207,6 +219,8 @@ class Result:
     concurrency: int
     latencies: list[float]
     elapsed: float
+    server_cpu: float
+    """CPU seconds the server process (the room, or the echo server) spent meanwhile."""
 
     @property
     def calls(self) -> int:
@@ -222,6 +236,10 @@ class Result:
         return ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))] * 1e6
 
     @property
+    def server_cpu_us(self) -> float:
+        return self.server_cpu / self.calls * 1e6 if self.calls else 0.0
+
+    @property
     def per_second(self) -> float:
         return self.calls / self.elapsed if self.elapsed > 0 else 0.0
 
@@ -232,12 +250,14 @@ async def measure(
     concurrency: int,
     max_calls: int,
     seconds: float,
+    server: Child,
 ) -> Result:
     """Run ``call`` from ``concurrency`` workers until ``max_calls`` or ``seconds``."""
     for _ in range(WARMUP_CALLS // concurrency or 1):
         await asyncio.gather(*(call() for _ in range(concurrency)))
     latencies: list[float] = []
     issued = itertools.count()
+    cpu0 = server.cpu_seconds()
     started = time.perf_counter()
     deadline = started + seconds
     clock = time.perf_counter
@@ -249,7 +269,8 @@ async def measure(
             latencies.append(clock() - t0)
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return Result(path, concurrency, latencies, time.perf_counter() - started)
+    elapsed = time.perf_counter() - started
+    return Result(path, concurrency, latencies, elapsed, server.cpu_seconds() - cpu0)
 
 
 async def run(max_calls: int, seconds: float) -> list[Result]:
@@ -275,6 +296,7 @@ async def run(max_calls: int, seconds: float) -> list[Result]:
                         concurrency,
                         max_calls,
                         per_measurement,
+                        echo,
                     )
                 )
 
@@ -289,6 +311,7 @@ async def run(max_calls: int, seconds: float) -> list[Result]:
                         concurrency,
                         max_calls,
                         per_measurement,
+                        room,
                     )
                 )
     finally:
@@ -311,10 +334,19 @@ def report(results: list[Result], total_seconds: float) -> None:
             f"{r.median_us:,.0f}",
             f"{r.p99_us:,.0f}",
             f"{r.per_second:,.0f}",
+            f"{r.server_cpu_us:,.0f}",
         ]
         for r in results
     ]
-    header = ["path", "concurrency", "calls", "median µs", "p99 µs", "calls/s"]
+    header = [
+        "path",
+        "concurrency",
+        "calls",
+        "median µs",
+        "p99 µs",
+        "calls/s",
+        "server CPU µs/call",
+    ]
 
     ratio1 = by[("room tool call", 1)].median_us / by[("raw echo", 1)].median_us
     ratio16 = by[("room tool call", 16)].median_us / by[("raw echo", 16)].median_us
@@ -339,6 +371,17 @@ def report(results: list[Result], total_seconds: float) -> None:
             "meets" if room_rate >= TARGET_CALLS_PER_S else "MISSES",
         ],
     ]
+    cpu_ratio = statistics.median(
+        by[("room tool call", c)].server_cpu_us / by[("raw echo", c)].server_cpu_us for c in (1, 16)
+    )
+    summary.append(
+        [
+            "room CPU / echo server CPU per call",
+            f"{cpu_ratio:.2f}×",
+            "(load-independent view)",
+            "",
+        ]
+    )
     summary_header = ["measure", "result", "DESIGN target", "status"]
     title = (
         f"Round trip of a small tool call through the room vs a raw WebSocket echo "
@@ -390,7 +433,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--seconds", type=float, default=40.0, help="total measuring time, over 4 measurements"
     )
+    parser.add_argument(
+        "--loop", choices=["asyncio", "uvloop"], default="asyncio", help="the room's event loop"
+    )
     args = parser.parse_args(argv)
+    os.environ["TASKROOM_BENCH_LOOP"] = args.loop
     started = time.perf_counter()
     results = asyncio.run(run(args.calls, args.seconds))
     report(results, time.perf_counter() - started)

@@ -35,13 +35,14 @@ import tempfile
 import time
 from typing import Any
 
+from bench_processes import cpu_seconds
+
 HOST = "127.0.0.1"
 ROOM = "throughput"
 AGENT = "instant"
 SCRIPT = os.path.abspath(__file__)
 TARGET_TASKS_PER_S = 2_000
 TARGET_CPU_MS = 0.5
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 # --- the processes the benchmark starts ----------------------------------------------------
@@ -154,11 +155,9 @@ class Child:
         return text.split()[1]
 
     def cpu_seconds(self) -> float:
-        """User + system CPU time of the process so far, from /proc."""
+        """User + system CPU time of the process so far."""
         assert self.proc is not None
-        with open(f"/proc/{self.proc.pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        return cpu_seconds(self.proc.pid)
 
     async def stop(self) -> None:
         if self.proc is None or self.proc.returncode is not None:

@@ -74,6 +74,7 @@ class RecordedRequest:
 
     ``started_at``/``finished_at`` are ``time.monotonic()`` values; ``finished_at`` stays
     ``None`` while the request is in flight. ``headers`` look up case-insensitively.
+    ``disconnected`` is set when the client closed the connection before the answer.
     """
 
     method: str
@@ -82,6 +83,7 @@ class RecordedRequest:
     headers: Mapping[str, str]
     started_at: float
     finished_at: float | None = None
+    disconnected: bool = False
 
 
 class _ServerStopping(Exception):
@@ -203,6 +205,11 @@ class ScriptedLLMServer:
                     record.body = (await request.read()).decode(errors="replace")
                     return error_response(400, "request body is not valid JSON")
             return await handler(request)
+        except asyncio.CancelledError:
+            # With handler_cancellation, aiohttp cancels the handler when the client
+            # closes the connection: the one sign a server has of a cancelled request.
+            record.disconnected = True
+            raise
         finally:
             record.finished_at = time.monotonic()
 

@@ -48,6 +48,7 @@ from taskroom.host.auth.webhooks import (
 from taskroom.host.client.room_client import RoomClient
 from taskroom.host.protocol import ErrorCode, RoomError
 from taskroom.host.protocol.errors import TaskroomError
+from taskroom.host.service.workers import WorkerPool, check_factory, start_workers
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +94,8 @@ class ServicePath:
     path: str
     factory: AgentFactory
     identity: str
+    workers: int = 1
+    """Processes serving each call's agent: this one plus ``workers - 1`` (see workers.py)."""
 
 
 @dataclass
@@ -104,6 +107,7 @@ class ServiceInstance:
     client: RoomClient
     arguments: dict[str, Any] = field(default_factory=dict)
     refresher: asyncio.Task[None] | None = None
+    workers: WorkerPool | None = None
 
 
 class _RoomCallData(BaseModel):
@@ -141,17 +145,27 @@ class ServiceHost:
 
     # --- paths --------------------------------------------------------------------
 
-    def path(self, path: str, *, identity: str | None = None) -> Callable[[F], F]:
+    def path(
+        self, path: str, *, identity: str | None = None, workers: int = 1
+    ) -> Callable[[F], F]:
         """Decorator form of :meth:`add_path`; returns the class or factory unchanged."""
 
         def register(factory: F) -> F:
-            self.add_path(path, factory, identity)
+            self.add_path(path, factory, identity, workers=workers)
             return factory
 
         return register
 
-    def add_path(self, path: str, factory: AgentFactory, identity: str | None = None) -> None:
-        """Offer ``factory``'s agents at ``path``; each room call builds a new one.
+    def add_path(
+        self,
+        path: str,
+        factory: AgentFactory,
+        identity: str | None = None,
+        *,
+        workers: int = 1,
+    ) -> None:
+        """Offer ``factory``'s agents at ``path``; each room call builds a new one, in
+        ``workers`` processes.
 
         Without ``identity`` the agents join as their own ``name`` (a runner's or a
         toolkit's), read off one instance built now.
@@ -166,7 +180,8 @@ class ServiceHost:
                 raise ValueError(f"the agent at {path!r} has no name; pass identity=")
         if not 1 <= len(identity) <= 128:
             raise ValueError(f"identity {identity!r} must have 1 to 128 characters")
-        self.paths[path] = ServicePath(path, factory, identity)
+        check_factory(factory, workers)
+        self.paths[path] = ServicePath(path, factory, identity, workers)
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -316,18 +331,28 @@ class ServiceHost:
         agent = _named(service_path.factory(), service_path.identity)
         client = RoomClient(call.room_url, call.room_name, call.token)
         await client.connect()
+        workers = None
         try:
             await agent.start(room=client)
             if client.closed:
                 raise RoomError(
                     ErrorCode.UNAVAILABLE, "the room closed the connection during start"
                 )
+            if service_path.workers > 1:
+                workers = await start_workers(
+                    service_path.factory,
+                    service_path.workers - 1,
+                    call.room_url,
+                    call.room_name,
+                    call.token,
+                    timeout=START_TIMEOUT,
+                )
         except BaseException:
             await client.close()
             raise
         assert client.participant is not None
         key = (call.room_url, call.room_name, client.participant.id)
-        instance = ServiceInstance(service_path, agent, client, call.arguments)
+        instance = ServiceInstance(service_path, agent, client, call.arguments, workers=workers)
         instance.refresher = asyncio.get_running_loop().create_task(_keep_token_fresh(client))
         self.instances[key] = instance
         client.on("room.dismissed", lambda data: self._spawn(self._stop_instance(key, "dismissed")))
@@ -353,6 +378,8 @@ class ServiceHost:
             logger.exception("agent %s did not stop cleanly", instance.service_path.identity)
         finally:
             await instance.client.close()
+            if instance.workers is not None:
+                await instance.workers.stop()
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
