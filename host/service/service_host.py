@@ -145,9 +145,7 @@ class ServiceHost:
 
     # --- paths --------------------------------------------------------------------
 
-    def path(
-        self, path: str, *, identity: str | None = None, workers: int = 1
-    ) -> Callable[[F], F]:
+    def path(self, path: str, *, identity: str | None = None, workers: int = 1) -> Callable[[F], F]:
         """Decorator form of :meth:`add_path`; returns the class or factory unchanged."""
 
         def register(factory: F) -> F:
