@@ -81,3 +81,19 @@ def test_settings_that_cannot_work_stop_it_with_one_error_line(
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
     assert expected in lines[0]
+
+
+def test_a_busy_http_port_is_one_error_line_before_anything_is_announced() -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = run_mcp("--http", "--port", str(port))
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        f"error: cannot listen on 127.0.0.1:{port}: the port is already in use "
+        "(choose another with --port)"
+    ]
+    assert "Traceback" not in done.stderr and "MCP gateway" not in done.stderr

@@ -13,17 +13,18 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from taskroom.host.auth.tokens import DEFAULT_DATA_DIR
 from taskroom.host.cli.common import (
     DEFAULT_URL,
     DataDirOpt,
     RoomOpt,
     TokenOpt,
     UrlOpt,
+    cannot_listen,
     fail,
     setup_logging,
     stderr,
 )
+from taskroom.host.constants import DEFAULT_DATA_DIR
 from taskroom.host.mcp.defaults import (
     DEFAULT_AGENT,
     DEFAULT_HTTP_HOST,
@@ -148,11 +149,23 @@ def mcp_command(
     )
 
 
+def _check_port(host: str, port: int) -> None:
+    """Fail with one line before announcing anything when the HTTP port is taken."""
+    import socket
+
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            cannot_listen(host, port, exc)
+
+
 def _serve(options: GatewayOptions) -> None:
     from taskroom.host.mcp.serve import run_gateway
     from taskroom.host.protocol import RoomError
 
     if options.http:
+        _check_port(options.host, options.port)
         where = f"http://{options.host}:{options.port}/mcp"
         stderr.print(f"MCP gateway for room {options.room!r}: {where}", highlight=False)
     try:

@@ -13,7 +13,6 @@ from typing import Annotated, Any
 
 import typer
 
-from taskroom.host.auth.tokens import DEFAULT_DATA_DIR
 from taskroom.host.cli.common import (
     DEFAULT_URL,
     DataDirOpt,
@@ -21,12 +20,14 @@ from taskroom.host.cli.common import (
     TokenOpt,
     command_group,
     fail,
+    normalize_url,
     parse_json_option,
     print_json,
     setup_logging,
     stderr,
     with_room,
 )
+from taskroom.host.constants import DEFAULT_DATA_DIR, LOCAL_USER
 
 call_app = command_group()
 service_app = command_group()
@@ -41,7 +42,9 @@ RoomUrlOpt = Annotated[
     typer.Option(
         "--room-url",
         envvar="TASKROOM_URL",
-        help="Room server base URL (named --room-url here because --url is the agent's).",
+        callback=normalize_url,
+        help="Room server URL: http://HOST:PORT, HOST:PORT, or a room's URL .../rooms/NAME "
+        "(named --room-url here because --url is the agent's).",
     ),
 ]
 
@@ -153,8 +156,7 @@ def _launcher_token(room: str, data_dir: Path) -> str:
     except TokenError as exc:
         fail(f"no --token / TASKROOM_TOKEN given and no local secret to mint one ({exc})")
     grants = [*DEFAULT_GRANTS["user"], SERVICES_ADMIN_GRANT]
-    identity = os.environ.get("USER", "cli")
-    return create_token(secret, room=room, identity=identity, role="user", grants=grants)
+    return create_token(secret, room=room, identity=LOCAL_USER, role="user", grants=grants)
 
 
 def _free_port() -> int:
