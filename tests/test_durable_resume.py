@@ -142,6 +142,8 @@ async def test_a_runner_killed_after_turn_1_is_resumed_by_the_next_one(room_serv
                 assert snapshot["status"] == "completed", snapshot
                 assert snapshot["result"] == {"result": "done"}
                 assert snapshot["attempts"] == 2
+                # turn 1 answered on attempt 1, turn 2 on attempt 2 (the hung one is not)
+                assert snapshot["usage"]["requests"] == 2
         finally:
             first.kill()
             if second is not None:
