@@ -25,6 +25,7 @@ from taskroom.agents.chat_context import (
     Message,
     ToolCallItem,
     ToolResultItem,
+    Usage,
 )
 from taskroom.host.protocol.checkpoint import ResumeAnswer, TaskCheckpoint
 from taskroom.host.protocol.errors import RoomError
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
     from taskroom.agents.task_runner import TaskContext
 
 logger = logging.getLogger(__name__)
+
+_USAGE_FIELDS = frozenset(Usage().as_dict())
 
 
 @runtime_checkable
@@ -84,6 +87,10 @@ class TaskCheckpoints:
             return
         self.chat.instructions[:] = saved.instructions
         self.chat.items[:] = items
+        # The task's usage counts the kept turns of earlier attempts too.
+        for name, value in saved.usage.items():
+            if name in _USAGE_FIELDS:
+                setattr(self.chat.usage, name, value)
         self.turn = saved.turn
         self.tool_results = dict(saved.tool_results)
         self.resumed = True
@@ -118,6 +125,7 @@ class TaskCheckpoints:
             instructions=list(self.chat.instructions),
             messages=[dump_item(i) for i in self.chat.items],
             tool_results=dict(self.tool_results),
+            usage=self.chat.usage.as_dict(),
         )
         try:
             await self.room.request("tasks.checkpoint", checkpoint.model_dump(mode="json"))

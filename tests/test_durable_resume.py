@@ -142,6 +142,8 @@ async def test_a_runner_killed_after_turn_1_is_resumed_by_the_next_one(room_serv
                 assert snapshot["status"] == "completed", snapshot
                 assert snapshot["result"] == {"result": "done"}
                 assert snapshot["attempts"] == 2
+                # turn 1 answered on attempt 1, turn 2 on attempt 2 (the hung one is not)
+                assert snapshot["usage"]["requests"] == 2
         finally:
             first.kill()
             if second is not None:
@@ -153,6 +155,76 @@ async def test_a_runner_killed_after_turn_1_is_resumed_by_the_next_one(room_serv
     assert len(first_turns) == 1, "the model was asked its first turn again"
     assert bodies[2]["input"] == bodies[1]["input"], "the resumed attempt did not continue"
     assert "recorded 'turn 1' as #1" in tool_outputs(bodies[2])[0]["output"]
+
+
+async def test_a_runner_killed_mid_turn_runs_only_the_unfinished_tool_again(full_room):
+    """Turn 1 calls two tools: one finishes, the other is still running when the runner
+    dies. The next attempt takes the finished one's output from the checkpoint, runs the
+    other again, and asks the model for turn 2: turn 1 is asked once."""
+    url = full_room.base_url
+    calls: list[dict[str, Any]] = []
+    blocked: list[str] = []
+
+    @tool
+    async def block() -> str:
+        """Blocks on its first call (the runner dies meanwhile), answers on the next."""
+        blocked.append("call")
+        if len(blocked) == 1:
+            await asyncio.Event().wait()
+        return "unblocked"
+
+    async with ScriptedLLMServer() as llm:
+        llm.script(
+            tool_calls([("record", {"note": "a"}), ("block", {})]),
+            json_output({"result": "done"}),
+        )
+        args = [sys.executable, "-c", RUNNER, url, ROOM, token("llm-task-runner", "agent")]
+        first = Process([*args, llm.base_url])
+        second: Process | None = None
+        try:
+            async with (
+                RoomClient(url, ROOM, token("counter", "tool"), reconnect=False) as host,
+                RoomClient(url, ROOM, token("alice"), reconnect=False) as alice,
+            ):
+                await host.host_toolkit(counter_toolkit(calls))
+                await host.host_toolkit(Toolkit(name="blocker", tools=[block]))
+
+                async def runner_joined() -> bool:
+                    return bool(await alice.list_toolkits(name="llm-task-runner"))
+
+                await until(runner_joined, "the first runner")
+                started = await alice.tasks.start(
+                    "llm-task-runner",
+                    {"prompt": "two tools", "tools": ["counter", "blocker"]},
+                )
+                task_id = started["task_ids"][0]
+                store = full_room.rooms[ROOM].tasks.store
+
+                async def record_kept() -> bool:
+                    saved = await store.checkpoint(ROOM, task_id)
+                    return bool(blocked and saved and saved["tool_results"])
+
+                await until(record_kept, "the finished tool's output in the checkpoint")
+                first.kill()
+
+                async def requeued() -> bool:
+                    return (await alice.tasks.get(task_id))["status"] == "pending"
+
+                await until(requeued, "the task to be re-queued")
+                second = Process([*args, llm.base_url])
+                waited = await alice.tasks.wait(task_id, timeout=30)
+                [snapshot] = waited["tasks"]
+                assert snapshot["status"] == "completed", snapshot
+        finally:
+            first.kill()
+            if second is not None:
+                second.stop()
+    assert calls == [{"note": "a"}], "the finished tool call ran again"
+    assert blocked == ["call", "call"], "the interrupted tool call was not run again"
+    bodies = [r.body for r in llm.requests]
+    assert len(bodies) == 2, "the model was asked turn 1 again"
+    outputs = [o["output"] for o in tool_outputs(bodies[1])]
+    assert outputs == ["recorded 'a' as #1", "unblocked"]
 
 
 # -- who may write and read a checkpoint ----------------------------------------------------

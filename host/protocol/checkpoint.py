@@ -27,6 +27,9 @@ class TaskCheckpoint(BaseModel):
         default_factory=dict,
         description="outputs of the last turn's finished tool calls, by call id",
     )
+    usage: dict[str, int] = Field(
+        default_factory=dict, description="tokens and requests spent on the kept turns"
+    )
 
 
 class ResumeAnswer(BaseModel):

@@ -48,6 +48,7 @@ def test_restore_brings_back_the_chat_and_the_unanswered_calls():
         instructions=["Answer in JSON."],
         messages=[dump_item(i) for i in ITEMS[:4]],
         tool_results={"c2": "recorded 'two'"},
+        usage={"input_tokens": 10, "output_tokens": 4, "total_tokens": 14, "requests": 2},
     )
     kept = checkpoints(chat)
     kept.restore(saved)
@@ -55,6 +56,7 @@ def test_restore_brings_back_the_chat_and_the_unanswered_calls():
     assert chat.instructions == ["Answer in JSON."] and chat.items == ITEMS[:4]
     assert kept.unanswered() == [ITEMS[3]]
     assert kept.tool_results == {"c2": "recorded 'two'"}
+    assert chat.usage.requests == 2 and chat.usage.total_tokens == 14
 
 
 def test_an_unreadable_checkpoint_starts_the_task_over():
