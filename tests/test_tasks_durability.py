@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import time
+from pathlib import Path
+
+import pytest
 
 from taskroom.agents.testing import ScriptedLLMServer, hang
 from taskroom.host.auth.tokens import create_token
@@ -94,64 +97,55 @@ async def test_agent_killed_mid_task_fails_the_task_quickly(tmp_path):
             room.stop()
 
 
-def test_a_room_with_an_emptied_task_file_refuses_to_start(tmp_path):
-    """A 0-byte task file means every task is gone: say so and keep the file, don't serve."""
-    data = tmp_path / "room"
-    data.mkdir()
-    (data / "tasks.sqlite3").write_bytes(b"")
-    serve = [str(BIN / "taskroom"), "room", "serve", "--port", str(free_port())]
-    done = subprocess.run(
-        [*serve, "--data-dir", str(data)],
+SERVE = [str(BIN / "taskroom"), "room", "serve"]
+
+
+def serve_once(*args: str) -> subprocess.CompletedProcess[str]:
+    """``taskroom room serve ARGS`` expected to stop by itself (a refusal)."""
+    return subprocess.run(
+        [*SERVE, *args],
         cwd=ROOT,
         env={"TASKROOM_SECRET": SECRET, "PATH": str(BIN)},
         capture_output=True,
         text=True,
         timeout=30,
     )
-    assert done.returncode != 0
-    lines = [line for line in done.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
-    assert str(data / "tasks.sqlite3") in lines[0] and "empty" in lines[0]
-    assert [p.name for p in data.iterdir()] == ["tasks.sqlite3"]
 
 
-def test_on_damage_fresh_starts_a_room_over_an_emptied_task_file(tmp_path):
+@pytest.fixture
+def emptied(tmp_path) -> Path:
+    """A data folder whose task file has been emptied (0 bytes)."""
     data = tmp_path / "room"
     data.mkdir()
     (data / "tasks.sqlite3").write_bytes(b"")
+    return data
+
+
+def test_a_room_with_an_emptied_task_file_refuses_to_start(emptied):
+    """A 0-byte task file means every task is gone: say so and keep the file, don't serve."""
+    done = serve_once("--port", str(free_port()), "--data-dir", str(emptied))
+    assert done.returncode != 0
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
+    assert str(emptied / "tasks.sqlite3") in lines[0] and "empty" in lines[0]
+    assert [p.name for p in emptied.iterdir()] == ["tasks.sqlite3"]
+
+
+def test_on_damage_fresh_starts_a_room_over_an_emptied_task_file(emptied):
     port = free_port()
-    room = Process(
-        [
-            str(BIN / "taskroom"),
-            "room",
-            "serve",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(data),
-            "--on-damage",
-            "fresh",
-        ],
-        env={"TASKROOM_SECRET": SECRET},
-    )
+    args = ["--port", str(port), "--data-dir", str(emptied), "--on-damage", "fresh"]
+    room = Process([*SERVE, *args], env={"TASKROOM_SECRET": SECRET})
     try:
         wait_http(f"http://127.0.0.1:{port}/healthz")
     finally:
         room.stop()
-    names = sorted(p.name for p in data.iterdir())
+    names = sorted(p.name for p in emptied.iterdir())
     assert "tasks.sqlite3" in names
     assert any(n.startswith("tasks.sqlite3.damaged") for n in names), names
-    assert (data / "tasks.sqlite3").stat().st_size > 0
+    assert (emptied / "tasks.sqlite3").stat().st_size > 0
 
 
-def test_on_damage_takes_only_its_three_choices(tmp_path):
-    done = subprocess.run(
-        [str(BIN / "taskroom"), "room", "serve", "--on-damage", "ignore"],
-        cwd=ROOT,
-        env={"TASKROOM_SECRET": SECRET, "PATH": str(BIN)},
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+def test_on_damage_takes_only_its_three_choices():
+    done = serve_once("--on-damage", "ignore")
     assert done.returncode != 0
     assert "ignore" in done.stderr and "Traceback" not in done.stderr

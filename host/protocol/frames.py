@@ -114,6 +114,8 @@ def decode(raw: str | bytes, max_bytes: int = MAX_FRAME_BYTES) -> Frame:
         raise RoomError(ErrorCode.INVALID_REQUEST, "a frame must be a JSON object")
     try:
         return Frame.model_validate(obj)
+    except RecursionError:
+        raise _refusal("frame is nested too deeply", raw) from None
     except ValidationError as exc:
         frame_id = obj.get("id") if isinstance(obj.get("id"), str | int) else None
         raise RoomError(

@@ -173,11 +173,6 @@ class RoomServer:
         except RoomError as exc:
             participant.send(protocol.error(exc.details.get("id"), exc.code, exc.message))
             return
-        except RecursionError:
-            participant.send(
-                protocol.error(None, ErrorCode.INVALID_REQUEST, "frame is nested too deeply")
-            )
-            return
         await room.dispatch(participant, frame)
 
     async def _on_shutdown(self, app: web.Application) -> None:
