@@ -19,6 +19,7 @@ from taskroom.host.protocol import ErrorCode, RoomError
 from taskroom.host.protocol.errors import TaskroomError
 from taskroom.host.protocol.progress import OutputInvalid
 from taskroom.toolkits.requirements import RequiredSchema, Requirement
+from taskroom.toolkits.schemas import compile_off_loop
 from taskroom.toolkits.toolkit import Toolkit, check_schema, schema_validator, validation_error
 
 DEFAULT_OUTPUT_SCHEMA: dict[str, Any] = {
@@ -237,5 +238,9 @@ class DynamicLLMTaskRunner(LLMTaskRunner):
         return schema
 
     async def ask(self, context: TaskContext, arguments: dict[str, Any]) -> Any:
-        self.output_schema_for(arguments)  # refuse a bad schema before any LLM call
+        schema = arguments.get("output_schema")
+        if schema is None:
+            raise RoomError(ErrorCode.INVALID_REQUEST, "output_schema is required")
+        # Refuse a bad schema before any LLM call; a new one is checked off the event loop.
+        await compile_off_loop(schema, what="output_schema")
         return await super().ask(context, arguments)
