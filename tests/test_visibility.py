@@ -67,3 +67,29 @@ async def test_task_start_never_dispatches_to_a_private_instance(join):
     )
     assert {t["result"]["result"] for t in done} == {"public"}
     assert seen == ["public"] * 10
+
+
+async def test_a_task_cannot_name_a_toolkit_only_its_runner_can_see(join):
+    """A runner resolves the toolkits a task names through its own view of the room: the
+    room refuses a name the caller cannot see, exactly as a name that does not exist."""
+    seen: list[str] = []
+    runner = Echo("runner", seen)
+    runner.supports_tools = True
+    await runner.start(await join("echo", "agent"))
+    vault_host = await join("vault-owner", "tool")
+    vault = labelled("secret", public=False)
+    vault.allowed_callers = ["echo", "alice"]
+    await vault_host.host_toolkit(vault)
+    mallory = await join("mallory")
+    refusals = []
+    for name in ("labels", "no-such-toolkit"):
+        with pytest.raises(RoomError) as refused:
+            await mallory.tasks.start("echo", {"prompt": "hi", "tools": [name]})
+        refusals.append(refused.value)
+    assert [r.code for r in refusals] == [ErrorCode.NOT_FOUND, ErrorCode.NOT_FOUND]
+    assert refusals[0].message == refusals[1].message.replace("no-such-toolkit", "labels")
+    assert seen == []
+    # a caller the vault names as allowed may name it
+    alice = await join("alice")
+    done = await alice.tasks.run("echo", {"prompt": "hi", "tools": ["labels"]}, timeout=10)
+    assert done["status"] == "completed" and seen == ["runner"]

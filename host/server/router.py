@@ -107,6 +107,21 @@ class CallRouter:
             )
         return found
 
+    def check_named_toolkits(self, principal: Principal, arguments: dict[str, Any]) -> None:
+        """A runner looks up the toolkits a task's ``tools`` names through its own view of
+        the room, so a caller may name only toolkits it can see itself; a hidden one is
+        reported exactly like a missing one."""
+        names = arguments.get("tools")
+        if not isinstance(names, list):
+            return
+        for name in names:
+            if isinstance(name, str) and not self.registry.instances(principal, name):
+                raise RoomError(
+                    ErrorCode.NOT_FOUND,
+                    f"no toolkit named {name!r} is in room {self.registry.room!r}",
+                    {"toolkit": name},
+                )
+
     def agents(self, principal: Principal) -> list[str]:
         """Names of the agents ``principal`` can see."""
         return sorted(

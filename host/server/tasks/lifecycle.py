@@ -76,6 +76,7 @@ class TaskLifecycle:
                 ErrorCode.INVALID_REQUEST, f"invalid input for agent {spec.name!r}: {problem}"
             )
         principal = origin.principal
+        self.router.check_named_toolkits(principal, arguments)
         self.board.check_quota(principal)
         caller_data = principal.info.model_dump()
         if origin.on_behalf_of is not None:
