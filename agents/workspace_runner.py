@@ -95,7 +95,7 @@ class WorkspaceTaskRunner(LLMTaskRunner):
             "patches them, runs commands there, and keeps a todo list.",
             input_schema=workspace_input_schema(),
             labels=("llm", "workspace"),
-            **kwargs,
+            **{"supports_tools": False, **kwargs},  # its tools are the workspace's own
         )
 
     def make_toolkit(self) -> Toolkit:
