@@ -44,23 +44,40 @@ def room_serve(
         str | None,
         typer.Option(help="URL agents are told to join (when binding 0.0.0.0 or behind a proxy)."),
     ] = None,
+    cluster: Annotated[
+        str | None,
+        typer.Option(
+            envvar="TASKROOM_CLUSTER",
+            help="redis:// URL: serve as one node of a cluster (rooms owned through Redis leases).",
+        ),
+    ] = None,
+    node_url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="TASKROOM_NODE_URL",
+            help="With --cluster: the URL other nodes and clients reach this node at.",
+        ),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Serve rooms over WebSocket at /rooms/{room}, health at /healthz."""
     from taskroom.host.server.build import build_room_server
+    from taskroom.host.server.cluster.errors import ClusterError
     from taskroom.host.server.tasks import TaskStoreError
 
     setup_logging(verbose)
     try:
-        server = build_room_server(data_dir=data_dir, public_url=public_url)
-    except (TokenError, OSError, TaskStoreError) as exc:
+        server = build_room_server(
+            data_dir=data_dir, public_url=public_url, cluster=cluster, node_url=node_url
+        )
+    except (TokenError, OSError, TaskStoreError, ClusterError) as exc:
         fail(str(exc))
     stderr.print(f"room server on http://{host}:{port} (data in {data_dir})")
     try:
         asyncio.run(server.serve_forever(host, port))
     except KeyboardInterrupt:
         pass
-    except TaskStoreError as exc:
+    except (TaskStoreError, ClusterError) as exc:
         fail(str(exc))
     except OSError as exc:
         fail(f"cannot serve on {host}:{port}: {exc.strerror or exc}")

@@ -24,6 +24,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from taskroom.host import protocol
+from taskroom.host.client.redirect import RoomMoved, moved_to, open_owner
 from taskroom.host.client.tasks import TasksClient
 from taskroom.host.protocol import ErrorCode, RoomError
 from taskroom.host.protocol.frames import describe_validation
@@ -114,6 +115,9 @@ class RoomClient:
         request_timeout: float | None = DEFAULT_REQUEST_TIMEOUT,
     ) -> None:
         self.base_url = url
+        """Where to join: one address, or several separated by commas (cluster nodes)."""
+        self.node_url: str | None = None
+        """The node serving the room on the current connection (the owner, in a cluster)."""
         self.room_name = room
         self.token = token
         self.reconnect = reconnect
@@ -154,7 +158,10 @@ class RoomClient:
         self._reader = asyncio.get_running_loop().create_task(self._run())
 
     async def _open(self) -> None:
-        url = websocket_url(self.base_url, self.room_name)
+        self.node_url = await open_owner(self.base_url, self._open_at)
+
+    async def _open_at(self, node_url: str) -> None:
+        url = websocket_url(node_url, self.room_name)
         try:
             ws = await connect(
                 url,
@@ -168,7 +175,11 @@ class RoomClient:
             status = exc.response.status_code
             reason = _refusal_reason(exc)
             code = (
-                ErrorCode.PERMISSION_DENIED if status in (401, 403) else ErrorCode.INVALID_REQUEST
+                ErrorCode.PERMISSION_DENIED
+                if status in (401, 403)
+                else ErrorCode.UNAVAILABLE
+                if status == 503
+                else ErrorCode.INVALID_REQUEST
             )
             raise RoomError(code, f"room refused the connection ({status}): {reason}") from None
         except (OSError, TimeoutError, websockets.exceptions.InvalidHandshake) as exc:
@@ -192,7 +203,12 @@ class RoomClient:
             reason = f"invalid 'room.ready': {describe_validation(exc)}"
         except RoomError as exc:
             reason = exc.message
-        except (ConnectionClosed, TimeoutError) as exc:
+        except ConnectionClosed as exc:
+            owner = moved_to(exc)
+            if owner is not None:
+                raise RoomMoved(owner) from None
+            reason = str(exc) or type(exc).__name__
+        except TimeoutError as exc:
             reason = str(exc) or type(exc).__name__
         else:
             if first.type == protocol.ERROR:

@@ -72,6 +72,9 @@ class LiveTask:
     end_reason: str | None = None
     waiters: list[asyncio.Future[None]] = field(default_factory=list)
     direct: Answer | None = None
+    orphaned: bool = False
+    """Started before on an instance that is gone (the room moved to this node): it runs
+    again only if its runner declares that safe."""
 
 
 @dataclass
@@ -129,10 +132,19 @@ class TaskManager:
         ):
             self._room.handle(type_, fn, background=background)
         self._room.close_hooks.append(self.close)
+        orphans = []
         for record in await self.store.unfinished(self.room_name):
+            if record.attempts:
+                record.status = TaskStatus.PENDING
+                orphans.append(record)
             if record.status == "pending":
                 origin = CallOrigin(principal=_principal_of(record), read_only=record.read_only)
-                self._track(LiveTask(record, origin, self.inactivity_timeout))
+                live = LiveTask(
+                    record, origin, self.inactivity_timeout, orphaned=bool(record.attempts)
+                )
+                self._track(live)
+        if orphans:
+            await self.store.save_many(orphans)
 
     async def close(self) -> None:
         for live in self.live.values():
@@ -368,6 +380,11 @@ class TaskManager:
             if instance is None:
                 return
             queue.popleft()
+            if live.orphaned:
+                live.orphaned = False
+                if not self.router.requeue_safe(agent) or live.record.attempts >= MAX_REQUEUES:
+                    await self._done(live, False, self._orphan_error(live.record))
+                    continue
             await self._run(live, instance)
         self.queues.pop(agent, None)
 
@@ -406,6 +423,18 @@ class TaskManager:
             await self._changed(record)
         except TaskStoreError as exc:
             logger.error("task %s: cannot record its start: %s", record.id, exc)
+
+    def _orphan_error(self, record: TaskRecord) -> dict[str, Any]:
+        why = (
+            f"its runner {record.agent!r} is not re-queue-safe"
+            if record.attempts < MAX_REQUEUES
+            else f"it already ran {record.attempts} times"
+        )
+        return RoomError(
+            ErrorCode.UNAVAILABLE,
+            f"the agent instance running this task is gone (its room server stopped); "
+            f"it was not run again: {why}",
+        ).to_data()
 
     def _touch(self, live: LiveTask) -> None:
         """Note activity and arm the inactivity watchdog (a timer, not a polling loop)."""
