@@ -3,12 +3,12 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test install lint typecheck bench browser
+.PHONY: demo test install lint typecheck bench browser services
 
 $(BIN)/taskroom: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test,cluster]'
 	@touch $@
 
 install: $(BIN)/taskroom
@@ -16,7 +16,7 @@ install: $(BIN)/taskroom
 demo: install
 	$(BIN)/taskroom up --demo
 
-test: lint browser
+test: lint browser services
 	$(BIN)/pytest -q
 
 # Studio tests drive Debian's Chromium (test tools cannot download their own browsers here).
@@ -25,6 +25,14 @@ browser:
 		echo "installing chromium for the Studio tests"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+# The store and cluster tests start their own PostgreSQL and Redis from Debian's packages
+# (PostgreSQL's binaries live in /usr/lib/postgresql/<version>/bin, off PATH).
+services:
+	@{ ls /usr/lib/postgresql/*/bin/initdb && command -v redis-server; } >/dev/null 2>&1 || { \
+		echo "installing postgresql and redis-server for the store and cluster tests"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq postgresql redis-server >/dev/null; }
 
 lint: install typecheck
 	$(BIN)/ruff check .

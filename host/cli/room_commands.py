@@ -44,6 +44,14 @@ def room_serve(
         str | None,
         typer.Option(help="URL agents are told to join (when binding 0.0.0.0 or behind a proxy)."),
     ] = None,
+    store: Annotated[
+        str | None,
+        typer.Option(
+            envvar="TASKROOM_STORE",
+            help="Task store: postgresql://user@host:port/db (shared by nodes); "
+            "default: SQLite in the data folder.",
+        ),
+    ] = None,
     cluster: Annotated[
         str | None,
         typer.Option(
@@ -68,7 +76,7 @@ def room_serve(
     setup_logging(verbose)
     try:
         server = build_room_server(
-            data_dir=data_dir, public_url=public_url, cluster=cluster, node_url=node_url
+            data_dir=data_dir, public_url=public_url, store=store, cluster=cluster, node_url=node_url
         )
     except (TokenError, OSError, TaskStoreError, ClusterError) as exc:
         fail(str(exc))

@@ -15,7 +15,7 @@ from typing import Any
 from taskroom.host.protocol.tasks import TaskEvent, TaskRecord
 from taskroom.host.server.cluster.errors import FencedOut
 from taskroom.host.server.cluster.node import ClusterNode
-from taskroom.host.server.tasks.store import TaskStore, TaskStoreError
+from taskroom.host.server.tasks.store import StoredSchema, TaskStore, TaskStoreError
 
 
 class FencedStore(TaskStore):
@@ -43,6 +43,24 @@ class FencedStore(TaskStore):
     async def add_event(self, room: str, task_id: str, data: dict[str, Any]) -> TaskEvent:
         self._check(room)
         return await self.inner.add_event(room, task_id, data)
+
+    async def save_checkpoint(self, room: str, task_id: str, checkpoint: dict[str, Any]) -> None:
+        self._check(room)
+        await self.inner.save_checkpoint(room, task_id, checkpoint)
+
+    async def put_schema(self, room: str, schema: StoredSchema) -> None:
+        self._check(room)
+        await self.inner.put_schema(room, schema)
+
+    async def remove_schema(self, room: str, name: str) -> None:
+        self._check(room)
+        await self.inner.remove_schema(room, name)
+
+    async def checkpoint(self, room: str, task_id: str) -> dict[str, Any] | None:
+        return await self.inner.checkpoint(room, task_id)
+
+    async def schemas(self, room: str) -> builtins.list[StoredSchema]:
+        return await self.inner.schemas(room)
 
     async def get(self, room: str, task_id: str) -> TaskRecord | None:
         return await self.inner.get(room, task_id)
@@ -77,6 +95,9 @@ class FencedStore(TaskStore):
     async def sweep(self, older_than: float) -> int:
         """Deletes only finished records, which no owner writes again: no lease needed."""
         return await self.inner.sweep(older_than)
+
+    async def open(self) -> None:
+        await self.inner.open()
 
     async def close(self) -> None:
         await self.inner.close()

@@ -50,6 +50,19 @@ CREATE TABLE IF NOT EXISTS task_events (
     data TEXT NOT NULL,
     PRIMARY KEY (room, task_id, seq)
 );
+CREATE TABLE IF NOT EXISTS task_checkpoints (
+    room TEXT NOT NULL,
+    task_id TEXT NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (room, task_id)
+);
+CREATE TABLE IF NOT EXISTS room_schemas (
+    room TEXT NOT NULL,
+    name TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (room, name)
+);
 """
 
 

@@ -17,14 +17,19 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 from taskroom.host.protocol.tasks import FINISHED, TaskEvent, TaskRecord
 from taskroom.host.server.tasks.sqlite_open import describe_row_error, open_reader
 from taskroom.host.server.tasks.sqlite_writer import SQLiteWriter, TaskRow
-from taskroom.host.server.tasks.store import OnDamage, TaskStore, TaskStoreError
+from taskroom.host.server.tasks.store import (
+    OnDamage,
+    StoredSchema,
+    StoreStats,
+    TaskStore,
+    TaskStoreError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -32,14 +37,6 @@ DEFAULT_CACHED_SEQUENCES = 10_000
 """Per-task event counters kept in memory; a task not in the cache is read from the file."""
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class StoreStats:
-    """Counters for tests and benchmarks."""
-
-    commits: int
-    cached_sequences: int
 
 
 class SQLiteTaskStore(TaskStore):
@@ -70,6 +67,9 @@ class SQLiteTaskStore(TaskStore):
             self._reads.shutdown()
             raise
 
+    async def open(self) -> None:
+        """The file is opened and checked when the store is built."""
+
     def stats(self) -> StoreStats:
         return StoreStats(self._writer.commits, len(self._writer.sequences))
 
@@ -90,6 +90,17 @@ class SQLiteTaskStore(TaskStore):
         at = time.time()
         seq = await self._write(self._writer.add_event, room, task_id, at, text)
         return TaskEvent(seq=seq, at=at, data=data)
+
+    async def save_checkpoint(self, room: str, task_id: str, checkpoint: dict[str, Any]) -> None:
+        body = self._json(checkpoint, f"checkpoint of task {room}/{task_id}")
+        await self._write(self._writer.save_checkpoint, room, task_id, body)
+
+    async def put_schema(self, room: str, schema: StoredSchema) -> None:
+        body = self._json(schema.schema, f"schema {schema.name!r} of room {room!r}")
+        await self._write(self._writer.put_schema, room, schema.name, schema.owner, body)
+
+    async def remove_schema(self, room: str, name: str) -> None:
+        await self._write(self._writer.remove_schema, room, name)
 
     async def sweep(self, older_than: float) -> int:
         removed = await self._write(self._writer.sweep, older_than)
@@ -135,6 +146,12 @@ class SQLiteTaskStore(TaskStore):
             body,
         )
         return TaskRow((task.room, task.id), params, task.status in FINISHED)
+
+    def _json(self, value: dict[str, Any], what: str) -> str:
+        try:
+            return json.dumps(value)
+        except (TypeError, ValueError) as exc:
+            raise self._write_error(f"{what}: {exc}") from None
 
     def _write_error(self, reason: str) -> TaskStoreError:
         return TaskStoreError(f"cannot write the task store {self.path}: {reason}")
@@ -190,6 +207,12 @@ class SQLiteTaskStore(TaskStore):
     async def events(self, room: str, task_id: str, *, limit: int = 50) -> builtins.list[TaskEvent]:
         return await self._read(self._reader.events, room, task_id, limit)
 
+    async def checkpoint(self, room: str, task_id: str) -> dict[str, Any] | None:
+        return await self._read(self._reader.checkpoint, room, task_id)
+
+    async def schemas(self, room: str) -> builtins.list[StoredSchema]:
+        return await self._read(self._reader.schemas, room)
+
     async def _read(self, run: Callable[..., T], *args: Any) -> T:
         """Run a query once every write issued before it has settled (read-your-writes).
 
@@ -234,6 +257,30 @@ class SQLiteReader:
             except (ValueError, TypeError) as exc:
                 self._damaged(f"event {seq} of task {room}/{task_id}", exc)
         return events
+
+    def checkpoint(self, room: str, task_id: str) -> dict[str, Any] | None:
+        rows = self._query(
+            "SELECT body FROM task_checkpoints WHERE room = ? AND task_id = ?", (room, task_id)
+        )
+        if not rows:
+            return None
+        try:
+            value = json.loads(rows[0][0])
+        except ValueError as exc:
+            self._damaged(f"checkpoint of task {room}/{task_id}", exc)
+            return None
+        return value if isinstance(value, dict) else None
+
+    def schemas(self, room: str) -> list[StoredSchema]:
+        found = []
+        for name, owner, body in self._query(
+            "SELECT name, owner, body FROM room_schemas WHERE room = ? ORDER BY name", (room,)
+        ):
+            try:
+                found.append(StoredSchema(name, json.loads(body), owner))
+            except ValueError as exc:
+                self._damaged(f"schema {name!r} of room {room!r}", exc)
+        return found
 
     def close(self) -> None:
         self.db.close()

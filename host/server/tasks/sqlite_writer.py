@@ -123,7 +123,7 @@ class SQLiteWriter:
                 self._answer(self._commit(batch))
         self._db.close()
 
-    def _commit(self, batch: Sequence[_Write]) -> list[Outcome]:
+    def _commit(self, batch: Sequence[_Write], *, retry_clash: bool = True) -> list[Outcome]:
         assert self._db is not None
         try:
             self._db.execute("BEGIN IMMEDIATE")
@@ -132,12 +132,19 @@ class SQLiteWriter:
         except Exception as exc:
             self._rollback()
             if len(batch) == 1:
+                if retry_clash and self._numbered_twice(batch[0], exc):
+                    # Another writer numbered events of this task; the rollback dropped
+                    # the stale counter, so the retry reads the number from the file.
+                    return self._commit(batch, retry_clash=False)
                 return [(batch[0], None, self._error(exc))]
             logger.info("a batch of %d writes failed (%s); retrying one by one", len(batch), exc)
             return [outcome for write in batch for outcome in self._commit([write])]
         self.commits += 1
         self._touched.clear()
         return [(write, result, None) for write, result in zip(batch, results, strict=True)]
+
+    def _numbered_twice(self, write: _Write, exc: Exception) -> bool:
+        return write.run == self.add_event and isinstance(exc, sqlite3.IntegrityError)
 
     def _rollback(self) -> None:
         assert self._db is not None
@@ -168,9 +175,27 @@ class SQLiteWriter:
 
     def save_rows(self, db: sqlite3.Connection, rows: Sequence[TaskRow]) -> None:
         db.executemany(_INSERT_TASK, [row.params for row in rows])
-        for row in rows:
-            if row.finished:
-                self.sequences.pop(row.key, None)
+        finished = [row.key for row in rows if row.finished]
+        db.executemany("DELETE FROM task_checkpoints WHERE room = ? AND task_id = ?", finished)
+        for key in finished:
+            self.sequences.pop(key, None)
+
+    def save_checkpoint(self, db: sqlite3.Connection, room: str, task_id: str, body: str) -> None:
+        db.execute(
+            "INSERT OR REPLACE INTO task_checkpoints (room, task_id, body) VALUES (?, ?, ?)",
+            (room, task_id, body),
+        )
+
+    def put_schema(
+        self, db: sqlite3.Connection, room: str, name: str, owner: str, body: str
+    ) -> None:
+        db.execute(
+            "INSERT OR REPLACE INTO room_schemas (room, name, owner, body) VALUES (?, ?, ?, ?)",
+            (room, name, owner, body),
+        )
+
+    def remove_schema(self, db: sqlite3.Connection, room: str, name: str) -> None:
+        db.execute("DELETE FROM room_schemas WHERE room = ? AND name = ?", (room, name))
 
     def add_event(
         self, db: sqlite3.Connection, room: str, task_id: str, at: float, data: str
@@ -201,6 +226,7 @@ class SQLiteWriter:
             (older_than,),
         ).fetchall()
         db.executemany("DELETE FROM task_events WHERE room = ? AND task_id = ?", doomed)
+        db.executemany("DELETE FROM task_checkpoints WHERE room = ? AND task_id = ?", doomed)
         db.executemany("DELETE FROM tasks WHERE room = ? AND id = ?", doomed)
         for key in doomed:
             self.sequences.pop(tuple(key), None)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import builtins
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from taskroom.host.protocol.errors import TaskroomError
@@ -22,6 +23,23 @@ file aside and start a new one, or skip the records that cannot be read."""
 
 class TaskStoreError(TaskroomError):
     """The store cannot be opened, read or written; the message says which store and why."""
+
+
+@dataclass(frozen=True)
+class StoreStats:
+    """Counters for tests and benchmarks."""
+
+    commits: int
+    cached_sequences: int
+
+
+@dataclass(frozen=True)
+class StoredSchema:
+    """A room's named JSON Schema and the participant who first put it (its owner)."""
+
+    name: str
+    schema: dict[str, Any]
+    owner: str
 
 
 class TaskStore(ABC):
@@ -76,6 +94,33 @@ class TaskStore(ABC):
     @abstractmethod
     async def sweep(self, older_than: float) -> int:
         """Delete records (and their events) finished before ``older_than``; return how many."""
+
+    @abstractmethod
+    async def save_checkpoint(self, room: str, task_id: str, checkpoint: dict[str, Any]) -> None:
+        """Replace the task's checkpoint: what a re-queued attempt resumes from.
+
+        A finished task needs none: saving a finished record drops its checkpoint.
+        """
+
+    @abstractmethod
+    async def checkpoint(self, room: str, task_id: str) -> dict[str, Any] | None:
+        """The task's last checkpoint, or None."""
+
+    @abstractmethod
+    async def put_schema(self, room: str, schema: StoredSchema) -> None:
+        """Insert or replace one of the room's schemas, so it outlives the room process."""
+
+    @abstractmethod
+    async def remove_schema(self, room: str, name: str) -> None: ...
+
+    @abstractmethod
+    async def schemas(self, room: str) -> builtins.list[StoredSchema]:
+        """The room's schemas, by name."""
+
+    @abstractmethod
+    async def open(self) -> None:
+        """Connect before the first use (a network store); a store that opens when it is
+        built does nothing here. Raises ``TaskStoreError`` naming what cannot be reached."""
 
     @abstractmethod
     async def close(self) -> None:
