@@ -76,7 +76,11 @@ def room_serve(
     setup_logging(verbose)
     try:
         server = build_room_server(
-            data_dir=data_dir, public_url=public_url, store=store, cluster=cluster, node_url=node_url
+            data_dir=data_dir,
+            public_url=public_url,
+            store=store,
+            cluster=cluster,
+            node_url=node_url,
         )
     except (TokenError, OSError, TaskStoreError, ClusterError) as exc:
         fail(str(exc))
