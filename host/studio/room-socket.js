@@ -2,6 +2,10 @@
 // `response` or `error` frame with the same id; frames without an id are events.
 
 const REQUEST_TIMEOUT_MS = 30000;
+// In a cluster, a node that does not own the room closes the socket with this code and
+// the owner's URL as the reason; the page follows, a few hops at most.
+const ROOM_MOVED = 4307;
+const MAX_REDIRECTS = 5;
 
 export class RoomError extends Error {
   constructor({ code = "failed", message = "", details = null } = {}) {
@@ -21,17 +25,29 @@ export class RoomSocket {
     this.nextId = 1;
     this.opened = false;
     this.ws = null;
+    this.nodeUrl = location.origin;
   }
 
-  open() {
-    const scheme = location.protocol === "https:" ? "wss" : "ws";
+  open(nodeUrl = location.origin, visited = []) {
+    this.nodeUrl = nodeUrl;
     // Browsers cannot set headers on a WebSocket, so the token rides in a subprotocol,
     // which stays out of URLs and access logs; the room answers with "taskroom".
-    const url = `${scheme}://${location.host}/rooms/${encodeURIComponent(this.room)}`;
+    const url = `${nodeUrl.replace(/^http/, "ws")}/rooms/${encodeURIComponent(this.room)}`;
     this.ws = new WebSocket(url, ["taskroom", `taskroom.bearer.${this.token}`]);
-    this.ws.onopen = () => { this.opened = true; };
-    this.ws.onmessage = (msg) => this.receive(msg.data);
+    let ready = false;
+    this.ws.onmessage = (msg) => { ready = true; this.opened = true; this.receive(msg.data); };
     this.ws.onclose = (ev) => {
+      if (ev.code === ROOM_MOVED && ev.reason && !ready) {
+        const path = [...visited, nodeUrl];
+        if (!path.includes(ev.reason) && path.length <= MAX_REDIRECTS) {
+          this.open(ev.reason, path);
+          return;
+        }
+        this.failPending("the room servers redirected in a loop");
+        this.handlers.onClose({ opened: false, code: ev.code,
+          reason: `the room servers redirected in a loop (${[...path, ev.reason].join(" -> ")})` });
+        return;
+      }
       this.failPending("the connection to the room closed");
       this.handlers.onClose({ opened: this.opened, code: ev.code, reason: ev.reason });
     };
