@@ -50,15 +50,16 @@ async def join(url: str, room: str, identity: str, role: str = "user") -> RoomCl
 
 async def tasks_per_second(nodes: list[Node], rooms: int, seconds: float) -> tuple[float, str]:
     urls = [n.url for n in nodes]
+    prefix = f"bench{len(nodes)}"
     clients: list[RoomClient] = []
     done = [0]
     for r in range(rooms):
         first = r % len(urls)
         entry = ",".join(urls[first:] + urls[:first])
-        agent = await join(entry, f"bench-{r}", "instant", role="agent")
+        agent = await join(entry, f"{prefix}-{r}", "instant", role="agent")
         await CountingRunner("instant", requeue_safe=True, delay=0, concurrency=64).start(agent)
         clients.append(agent)
-        clients.append(await join(entry, f"bench-{r}", "caller"))
+        clients.append(await join(entry, f"{prefix}-{r}", "caller"))
     callers = clients[1::2]
     owners = [c.node_url for c in callers]
     spread = "/".join(str(owners.count(u)) for u in urls)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import re
+import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -222,9 +224,14 @@ class RoomServer:
             await hook()
 
     async def serve_forever(self, host: str, port: int) -> None:
+        """Serve until cancelled or sent SIGTERM; either way stop cleanly (a cluster node
+        hands its rooms back at once rather than leaving them to lapse)."""
         await self.start(host, port)
+        stopping = asyncio.Event()
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopping.set)
         try:
-            await asyncio.Event().wait()
+            await stopping.wait()
         finally:
             await self.stop()
 

@@ -9,10 +9,12 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
+from redis.asyncio import Redis
 
 from taskroom.host.auth.tokens import create_token
 from taskroom.host.client.room_client import RoomClient
 from taskroom.host.protocol import RoomError
+from taskroom.host.server.cluster.lease import LEASE_KEY, Holder
 from taskroom.toolkits import Toolkit, tool
 
 from .nodes import SECRET, CountingRunner, Node
@@ -82,6 +84,23 @@ async def test_a_client_given_every_node_skips_one_that_is_down(nodes, clients) 
     entries = ",".join(n.url for n in nodes)
     alice = await clients(entries, "alice")
     assert alice.node_url in (nodes[1].url, nodes[2].url)
+
+
+async def test_a_node_stopped_cleanly_hands_its_rooms_back_at_once(
+    nodes, clients, redis_server
+) -> None:
+    alice = await clients(nodes[0].url, "alice", reconnect=False)
+    assert alice.node_url == nodes[0].url
+    redis = Redis.from_url(redis_server.url)
+    try:
+        lease = LEASE_KEY.format(room=clients.room)
+        assert Holder.parse(await redis.get(lease)).node_url == nodes[0].url
+        nodes[0].stop()  # SIGTERM
+        assert await redis.get(lease) is None
+    finally:
+        await redis.aclose()
+    bob = await clients(nodes[1].url, "bob")
+    assert bob.node_url == nodes[1].url
 
 
 async def _finished(caller: RoomClient, ids: list[str]) -> list[dict[str, Any]]:
