@@ -286,3 +286,32 @@ async def test_a_redirect_loop_is_an_error_not_a_hang(tmp_path, redis_server, po
         assert f"{server.base_url} -> {server.base_url}" in failed.value.message
     finally:
         await server.stop()
+
+
+async def test_a_node_that_loses_a_room_sends_its_clients_to_the_new_owner(
+    tmp_path, redis_server, postgres_dsn
+) -> None:
+    first = await start_node(tmp_path, redis_server.url, postgres_dsn)
+    second = await start_node(tmp_path, redis_server.url, postgres_dsn)
+    try:
+        token = create_token(SECRET, room="moving", identity="alice", role="user")
+        alice = RoomClient(f"{first.base_url},{second.base_url}", "moving", token)
+        await alice.connect()
+        assert alice.node_url == first.base_url
+        probe = ClusterNode(redis_server.url, "http://probe.test")
+        await probe.start()
+        assert probe._leases is not None
+        # The lease now names the second node (as if it had taken the room while the
+        # first one was cut off from Redis); the first learns it at its next renewal.
+        await probe._leases.redis.set(
+            LEASE_KEY.format(room="moving"), f"99|{second.base_url}", px=60_000
+        )
+        await probe.stop()
+        await alice.wait_for_event("reconnected", timeout=30)
+        assert alice.node_url == second.base_url
+        assert "moving" not in first.rooms and "moving" in second.rooms
+        assert [p.name for p in await alice.list_participants()] == ["alice"]
+        await alice.close()
+    finally:
+        await first.stop()
+        await second.stop()
