@@ -248,7 +248,7 @@ def test_no_progress_kind_is_named_like_a_frame_type():
 
 # --- the server and the docs agree with the table ------------------------------------------
 
-SENDERS = {"encode": 0, "broadcast": 0, "_push": 0, "handle": 0, "notify": 1}
+SENDERS = {"encode": 0, "broadcast": 0, "push": 0, "handle": 0, "notify": 1}
 """Functions that send or register a frame type, and the position of the type argument."""
 
 

@@ -15,7 +15,9 @@ import pytest
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 
-from taskroom.host.client.room_client import RoomClient, websocket_url
+from taskroom.host import protocol
+from taskroom.host.client.connection import websocket_url
+from taskroom.host.client.room_client import RoomClient
 from taskroom.host.protocol import ErrorCode, RoomError
 from taskroom.host.server import RoomServer
 from taskroom.toolkits import Tool, ToolContext, Toolkit, tool
@@ -251,6 +253,33 @@ async def test_toolkit_with_broken_spec_is_refused(room):
     await assert_room_works(raw, bob)
 
 
+ILL_TYPED_METADATA = [
+    ({"labels": "math"}, "'labels': Input should be a valid list"),
+    ({"labels": ["math", 7]}, "'labels.1': Input should be a valid string"),
+    ({"agent": "yes"}, "'agent': Input should be a valid boolean"),
+    ({"agent": True, "max_concurrency": "many"}, "'max_concurrency': Input should be a valid"),
+    ({"agent": True, "max_concurrency": 0}, "'max_concurrency': Input should be greater"),
+    ({"agent": True, "tool": ["run"]}, "'tool': Input should be a valid string"),
+    ({"title": {"text": "x"}}, "'title': Input should be a valid string"),
+]
+
+
+@pytest.mark.parametrize(("metadata", "words"), ILL_TYPED_METADATA)
+async def test_ill_typed_well_known_metadata_is_refused(room, metadata, words):
+    """Studio and the router read these keys: a wrong type is refused at registration."""
+    raw, bob = room
+    spec = {"name": "labelled", "tools": [{"name": "run_labelled_task"}], "metadata": metadata}
+    answer = await raw.request("toolkits.register", spec)
+    assert answer["type"] == "error"
+    assert answer["data"]["code"] == "invalid_request"
+    assert words in answer["data"]["message"], answer["data"]["message"]
+    assert await bob.list_toolkits(name="labelled") == []
+    other = {"labels": ["math"], "kind": "llm", "anything": {"else": [1, "x"]}}
+    answer = await raw.request("toolkits.register", {**spec, "metadata": other})
+    assert answer["type"] == "response"
+    await assert_room_works(raw, bob)
+
+
 # --- tool-level failures --------------------------------------------------------------------
 
 
@@ -366,16 +395,40 @@ async def test_frame_over_the_cap_is_refused(small_room):
     frame = {"id": 1, "type": "tools.invoke", "data": {**INVOKE, "arguments": {"text": text}}}
     sent = json.dumps(frame)
     await raw.ws.send(sent)
-    answer = await raw.next_answer(unsolicited=True)
+    answer = await raw.next_answer(1)  # the error carries the request's id
     assert answer["data"]["code"] == "invalid_request"
     assert f"frame of {len(sent)} bytes exceeds the cap of 4096 bytes" in answer["data"]["message"]
     await assert_room_works(raw, bob)
     # just under the cap is fine
     assert await bob.invoke_tool("kit", "echo", {"text": "y" * 3900}) == "y" * 3900
-    # and a second oversized frame on the same connection is refused the same way
-    await raw.ws.send(json.dumps({"id": 2, "type": "ping", "data": {"pad": "z" * 8000}}))
+    # a second oversized frame, its id last as RoomClient writes it, is refused the same way
+    await raw.ws.send(protocol.encode("ping", {"pad": "z" * 8000}, "last"))
+    answer = await raw.next_answer("last")
+    assert "exceeds the cap of 4096 bytes" in answer["data"]["message"]
+    # without an id where one can be found, the error has none
+    await raw.ws.send(json.dumps({"type": "ping", "data": {"pad": "z" * 8000, "id": 3}}))
     answer = await raw.next_answer(unsolicited=True)
     assert "exceeds the cap of 4096 bytes" in answer["data"]["message"]
+    await assert_room_works(raw, bob)
+
+
+async def test_room_client_refuses_a_request_over_the_cap_at_once(small_room):
+    raw, bob = small_room
+    with pytest.raises(RoomError) as refused:
+        await asyncio.wait_for(bob.request("ping", {"pad": "z" * 8000}), 2)
+    assert refused.value.code is ErrorCode.INVALID_REQUEST
+    assert "exceeds the room's frame cap of 4096 bytes" in refused.value.message
+    await assert_room_works(raw, bob)
+
+
+async def test_json_nested_too_deeply_is_refused_with_its_id(room):
+    """About 970 levels overflow Python's JSON parser: a clear error, no dropped socket."""
+    raw, bob = room
+    deep = "[" * 5000 + "]" * 5000
+    await raw.ws.send('{"id": 41, "type": "ping", "data": {"x": ' + deep + "}}")
+    answer = await raw.next_answer(41)
+    assert answer["data"]["code"] == "invalid_request"
+    assert "nested too deeply" in answer["data"]["message"]
     await assert_room_works(raw, bob)
 
 

@@ -14,7 +14,8 @@ import pytest
 from pydantic import BaseModel
 from websockets.asyncio.client import connect as ws_connect
 
-from taskroom.host.client.room_client import RoomClient, websocket_url
+from taskroom.host.client.connection import websocket_url
+from taskroom.host.client.room_client import RoomClient
 from taskroom.host.protocol import ErrorCode, RoomError
 from taskroom.host.server import RoomServer
 from taskroom.toolkits import ToolContext, Toolkit, tool

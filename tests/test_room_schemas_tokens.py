@@ -22,7 +22,8 @@ from taskroom.host.auth.tokens import (
     create_token,
     load_secret,
 )
-from taskroom.host.client.room_client import RoomClient, websocket_url
+from taskroom.host.client.connection import websocket_url
+from taskroom.host.client.room_client import RoomClient
 from taskroom.host.protocol import ErrorCode, RoomError
 from taskroom.toolkits import Toolkit, tool
 

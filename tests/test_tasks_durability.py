@@ -11,7 +11,7 @@ from taskroom.host.auth.tokens import create_token
 from taskroom.host.client.room_client import RoomClient
 
 from .conftest import SECRET
-from .processes import BIN, ROOT, free_port, start_agent, start_room
+from .processes import BIN, ROOT, Process, free_port, start_agent, start_room, wait_http
 
 ROOM = "durable"
 
@@ -109,7 +109,49 @@ def test_a_room_with_an_emptied_task_file_refuses_to_start(tmp_path):
         timeout=30,
     )
     assert done.returncode != 0
-    message = " ".join(done.stderr.split())
-    assert "tasks.sqlite3" in message and "empty" in message
-    assert "Traceback" not in done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
+    assert str(data / "tasks.sqlite3") in lines[0] and "empty" in lines[0]
     assert [p.name for p in data.iterdir()] == ["tasks.sqlite3"]
+
+
+def test_on_damage_fresh_starts_a_room_over_an_emptied_task_file(tmp_path):
+    data = tmp_path / "room"
+    data.mkdir()
+    (data / "tasks.sqlite3").write_bytes(b"")
+    port = free_port()
+    room = Process(
+        [
+            str(BIN / "taskroom"),
+            "room",
+            "serve",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data),
+            "--on-damage",
+            "fresh",
+        ],
+        env={"TASKROOM_SECRET": SECRET},
+    )
+    try:
+        wait_http(f"http://127.0.0.1:{port}/healthz")
+    finally:
+        room.stop()
+    names = sorted(p.name for p in data.iterdir())
+    assert "tasks.sqlite3" in names
+    assert any(n.startswith("tasks.sqlite3.damaged") for n in names), names
+    assert (data / "tasks.sqlite3").stat().st_size > 0
+
+
+def test_on_damage_takes_only_its_three_choices(tmp_path):
+    done = subprocess.run(
+        [str(BIN / "taskroom"), "room", "serve", "--on-damage", "ignore"],
+        cwd=ROOT,
+        env={"TASKROOM_SECRET": SECRET, "PATH": str(BIN)},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode != 0
+    assert "ignore" in done.stderr and "Traceback" not in done.stderr

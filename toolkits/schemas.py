@@ -1,8 +1,9 @@
 """JSON Schema checks that a participant's schema or value cannot turn against the process.
 
 Schemas arrive from other participants (toolkits, ``schemas.put``, agent input schemas, a
-dynamic runner's ``output_schema``) and are checked on the room's event loop, so each
-check must be cheap and bounded:
+dynamic runner's ``output_schema``). A new schema is checked in a worker thread
+(:func:`compile_off_loop`), so a slow one never stalls the event loop; validating a value
+against a cached validator stays on the loop. Either way each check is bounded:
 
 - No reference is ever fetched. Every validator resolves ``$ref`` against a registry whose
   ``retrieve`` refuses, and :func:`check_schema` refuses up front a schema with any
@@ -19,6 +20,7 @@ check must be cheap and bounded:
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -514,15 +516,18 @@ def _remember(key: str, validator: Any) -> None:
             _validators.popitem(last=False)
 
 
-def _compile(schema: Any, what: str) -> Any:
-    """Check ``schema`` against every limit and return its (cached) validator."""
+def _lookup(schema: Any, what: str) -> tuple[str, Any | None]:
+    """Check the cheap, bounded limits; the schema's cache key and cached validator."""
     if not isinstance(schema, dict | bool):
         raise RoomError(ErrorCode.INVALID_REQUEST, f"{what} must be a JSON object")
     _measure(schema, what)
     key = _canonical(schema, what)
-    validator = _cached(key)
-    if validator is not None:
-        return validator
+    return key, _cached(key)
+
+
+def _build(key: str, what: str) -> Any:
+    """Check the schema a cache key spells against the metaschema and its references,
+    within the time limit, and cache its validator."""
     private = json.loads(key)  # the cached validator must not see the caller's later edits
     try:
         error = _errors(_METASCHEMA, private)
@@ -539,6 +544,24 @@ def _compile(schema: Any, what: str) -> Any:
     validator = SafeValidator(private, format_checker=FORMAT_CHECKER, registry=REGISTRY)
     _remember(key, validator)
     return validator
+
+
+def _compile(schema: Any, what: str) -> Any:
+    """Check ``schema`` against every limit and return its (cached) validator."""
+    key, validator = _lookup(schema, what)
+    return validator if validator is not None else _build(key, what)
+
+
+async def compile_off_loop(schema: Any, *, what: str = "schema") -> Any:
+    """The validator of a schema from an untrusted participant, without stalling the loop.
+
+    A cached schema answers at once; a new one is checked in a worker thread (under the
+    same CPU time limit), so other requests are served meanwhile.
+    """
+    key, validator = _lookup(schema, what)
+    if validator is not None:
+        return validator
+    return await asyncio.to_thread(_build, key, what)
 
 
 def _message(error: ValidationError) -> str:

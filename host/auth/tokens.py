@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import jwt
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from taskroom.host.protocol.errors import TaskroomError
 
@@ -93,13 +93,23 @@ class ParticipantToken(BaseModel):
         grants = claims.get("grants")
         if not isinstance(grants, list):
             raise TokenError("token grants must be a list")
-        return cls(
-            room=str(claims["room"]),
-            identity=str(claims["sub"]),
-            role=role,
-            grants=[str(g) for g in grants],
-            expires_at=claims.get("exp"),
-        )
+        try:
+            return cls(
+                room=str(claims["room"]),
+                identity=str(claims["sub"]),
+                role=role,
+                grants=[str(g) for g in grants],
+                expires_at=claims.get("exp"),
+            )
+        except ValidationError as exc:
+            # Signed by the room's secret but not a token this room issues (an empty or
+            # overlong identity): refused like any other bad token, never a server error.
+            names = {"identity": "sub"}
+            problems = [
+                f"{names.get(str(err['loc'][0]), err['loc'][0])}: {err['msg']}"
+                for err in exc.errors()[:3]
+            ]
+            raise TokenError(f"token claims are invalid: {'; '.join(problems)}") from None
 
 
 def create_token(

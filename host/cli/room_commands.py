@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -27,6 +28,15 @@ from taskroom.host.cli.common import (
 
 if TYPE_CHECKING:
     from taskroom.host.client.room_client import RoomClient
+
+
+class OnDamageChoice(enum.StrEnum):
+    """The choices of ``--on-damage`` (the store's ``OnDamage``)."""
+
+    REFUSE = "refuse"
+    FRESH = "fresh"
+    SKIP = "skip"
+
 
 room_app = command_group()
 token_app = command_group()
@@ -66,6 +76,14 @@ def room_serve(
             help="With --cluster: the URL other nodes and clients reach this node at.",
         ),
     ] = None,
+    on_damage: Annotated[
+        OnDamageChoice,
+        typer.Option(
+            "--on-damage",
+            help="An empty or damaged tasks database: refuse to start (default), move it "
+            "aside and start fresh, or skip the rows that cannot be read.",
+        ),
+    ] = OnDamageChoice.REFUSE,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Serve rooms over WebSocket at /rooms/{room}, health at /healthz."""
@@ -78,6 +96,7 @@ def room_serve(
         server = build_room_server(
             data_dir=data_dir,
             public_url=public_url,
+            on_damage=on_damage.value,
             store=store,
             cluster=cluster,
             node_url=node_url,

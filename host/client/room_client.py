@@ -18,14 +18,16 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import websockets
 from pydantic import ValidationError
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
 
 from taskroom.host import protocol
-from taskroom.host.client.redirect import RoomMoved, moved_to, open_owner
+from taskroom.host.client.connection import open_room
+from taskroom.host.client.hosting import ToolkitHosting
+from taskroom.host.client.redirect import open_owner
 from taskroom.host.client.tasks import TasksClient
+from taskroom.host.client.tool_calls import ToolCall
 from taskroom.host.protocol import ErrorCode, RoomError
 from taskroom.host.protocol.frames import describe_validation
 from taskroom.host.protocol.messages import (
@@ -38,7 +40,6 @@ from taskroom.host.protocol.messages import (
     ToolProgress,
 )
 from taskroom.host.protocol.table import MESSAGES, request_data
-from taskroom.toolkits.context import ToolContext
 from taskroom.toolkits.toolkit import Toolkit
 
 logger = logging.getLogger(__name__)
@@ -50,53 +51,6 @@ DEFAULT_REQUEST_TIMEOUT = 90.0
 """How long a request waits for its answer unless told otherwise: longer than anything
 the room itself waits for (a ``room.call`` webhook gets 60 s), so an answer the room
 could not tie to its request fails the caller instead of hanging it."""
-
-
-def websocket_url(base_url: str, room: str) -> str:
-    """``http://host:port`` (or ws://) to the room's WebSocket URL."""
-    base = base_url.rstrip("/")
-    if base.startswith("http://"):
-        base = "ws://" + base[len("http://") :]
-    elif base.startswith("https://"):
-        base = "wss://" + base[len("https://") :]
-    return f"{base}/rooms/{room}"
-
-
-class ToolCall:
-    """A tool call in flight: await :meth:`result`, or :meth:`cancel` it."""
-
-    def __init__(
-        self,
-        client: RoomClient,
-        call_id: int,
-        future: asyncio.Future[dict[str, Any]],
-        timeout: float | None = None,
-    ):
-        self.client = client
-        self.call_id = call_id
-        self.timeout = timeout
-        self._future = future
-
-    async def result(self) -> Any:
-        """The call's result. With a timeout the wait is capped a request timeout past it;
-        without one, the room's own deadline for the call ends it."""
-        limit = self.timeout
-        if limit is not None and self.client.request_timeout is not None:
-            limit += self.client.request_timeout
-        try:
-            data = await asyncio.wait_for(asyncio.shield(self._future), limit)
-        except TimeoutError:
-            raise RoomError(
-                ErrorCode.TIMEOUT, f"no answer to tool call {self.call_id} within {limit:g} s"
-            ) from None
-        return data.get("result")
-
-    async def cancel(self) -> None:
-        """Ask the room to cancel; the host is told and :meth:`result` raises ``cancelled``."""
-        if self._future.done():
-            return
-        with contextlib.suppress(RoomError):
-            await self.client.request("tools.cancel", {"call_id": self.call_id})
 
 
 class RoomClient:
@@ -131,12 +85,12 @@ class RoomClient:
         self.ready_data: dict[str, Any] = {}
         self.room_frame_cap = max_frame_bytes
         self.connected = asyncio.Event()
-        self.hosted: dict[str, Toolkit] = {}
+        self.hosting = ToolkitHosting(self)
+        self.hosted = self.hosting.toolkits
         self._ws: ClientConnection | None = None
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._progress: dict[int | str, ProgressHandler] = {}
-        self._serving: dict[str, asyncio.Task[None]] = {}
         self._handlers: dict[str, list[EventHandler]] = {}
         self._reader: asyncio.Task[None] | None = None
         self._closing = False
@@ -161,60 +115,16 @@ class RoomClient:
         self.node_url = await open_owner(self.base_url, self._open_at)
 
     async def _open_at(self, node_url: str) -> None:
-        url = websocket_url(node_url, self.room_name)
-        try:
-            ws = await connect(
-                url,
-                additional_headers={"Authorization": f"Bearer {self.token}"},
-                max_size=self.max_frame_bytes * 4,
-                ping_interval=self.ping_interval,
-                open_timeout=10,
-                compression=None,
-            )
-        except InvalidStatus as exc:
-            status = exc.response.status_code
-            reason = _refusal_reason(exc)
-            code = (
-                ErrorCode.PERMISSION_DENIED
-                if status in (401, 403)
-                else ErrorCode.UNAVAILABLE
-                if status == 503
-                else ErrorCode.INVALID_REQUEST
-            )
-            raise RoomError(code, f"room refused the connection ({status}): {reason}") from None
-        except (OSError, TimeoutError, websockets.exceptions.InvalidHandshake) as exc:
-            raise RoomError(ErrorCode.UNAVAILABLE, f"cannot reach room at {url}: {exc}") from None
+        ws, ready, data = await open_room(
+            node_url,
+            self.room_name,
+            self.token,
+            max_size=self.max_frame_bytes * 4,
+            ping_interval=self.ping_interval,
+        )
         self._ws = ws
-        try:
-            ready, data = await self._greeting(ws)
-        except RoomError:
-            await ws.close()
-            raise
         self._on_ready(data, ready)
         self.connected.set()
-
-    async def _greeting(self, ws: ClientConnection) -> tuple[RoomReady, dict[str, Any]]:
-        """The room's first frame, ``room.ready``; an error frame instead raises its error."""
-        try:
-            first = protocol.decode(await asyncio.wait_for(ws.recv(), 10), self.max_frame_bytes * 4)
-            if first.type == "room.ready":
-                return RoomReady.model_validate(first.data), first.data
-        except ValidationError as exc:
-            reason = f"invalid 'room.ready': {describe_validation(exc)}"
-        except RoomError as exc:
-            reason = exc.message
-        except ConnectionClosed as exc:
-            owner = moved_to(exc)
-            if owner is not None:
-                raise RoomMoved(owner) from None
-            reason = str(exc) or type(exc).__name__
-        except TimeoutError as exc:
-            reason = str(exc) or type(exc).__name__
-        else:
-            if first.type == protocol.ERROR:
-                raise RoomError.from_data(first.data)
-            reason = f"its first frame is {first.type!r}, not 'room.ready'"
-        raise RoomError(ErrorCode.UNAVAILABLE, f"room did not greet the client: {reason}")
 
     def _on_ready(self, data: dict[str, Any], ready: RoomReady) -> None:
         self.ready_data = data
@@ -225,8 +135,7 @@ class RoomClient:
     async def close(self) -> None:
         """Leave the room; everything this client hosted is unregistered by the room."""
         self._closing = True
-        for task in list(self._serving.values()):
-            task.cancel()
+        self.hosting.cancel_all()
         if self._ws is not None:
             await self._ws.close()
         if self._reader is not None:
@@ -258,8 +167,7 @@ class RoomClient:
                 return
             self.connected.clear()
             self._fail_pending("connection to the room was lost")
-            for task in list(self._serving.values()):
-                task.cancel()
+            self.hosting.cancel_all()
             if ws.close_code == protocol.DISMISSED_CLOSE_CODE and self._dismissed is None:
                 self._dismissed = "dismissed by the room"
             reason = self._dismissed or "connection lost"
@@ -293,8 +201,7 @@ class RoomClient:
     async def _register_again(self) -> None:
         """Re-register hosted toolkits; runs beside the read loop, which reads the answers."""
         try:
-            for toolkit in list(self.hosted.values()):
-                await self._register(toolkit)
+            await self.hosting.register_all()
         except (RoomError, ConnectionClosed) as exc:
             logger.warning("re-registering toolkits failed: %s", exc)
             return
@@ -335,11 +242,9 @@ class RoomClient:
             )
             return
         if isinstance(message, ToolCallRequest):
-            self._on_tool_call(frame.get("id"), message)
+            self.hosting.on_call(frame.get("id"), message)
         elif isinstance(message, ToolCancel):
-            task = self._serving.get(message.call_id)
-            if task is not None:
-                task.cancel()
+            self.hosting.cancel(message.call_id)
         elif isinstance(message, ToolProgress):
             handler = self._progress.get(message.call_id)
             if handler is not None:
@@ -373,61 +278,6 @@ class RoomClient:
         else:
             fut.set_exception(RoomError.from_data(data))
 
-    def _on_tool_call(self, call_id: Any, call: ToolCallRequest) -> None:
-        if not isinstance(call_id, str):
-            logger.warning("ignoring a 'tool.call' frame from the room without a call id")
-            return
-        task = asyncio.get_running_loop().create_task(self._serve_call(call_id, call))
-        self._serving[call_id] = task
-        task.add_done_callback(lambda _t: self._serving.pop(call_id, None))
-
-    async def _serve_call(self, call_id: str, call: ToolCallRequest) -> None:
-        toolkit = self.hosted.get(call.toolkit)
-        try:
-            if toolkit is None:
-                raise RoomError(
-                    ErrorCode.NOT_FOUND, f"this participant does not host {call.toolkit!r}"
-                )
-
-            async def progress(event: dict[str, Any]) -> None:
-                await self.send("tool.progress", {"call_id": call_id, "data": event})
-
-            context = ToolContext(
-                caller=call.caller,
-                on_behalf_of=call.on_behalf_of,
-                call_id=call_id,
-                room=self,
-                task_id=call.task_id,
-                read_only=call.read_only,
-                metadata={"chain": call.chain, "timeout": call.timeout},
-                _progress=progress,
-            )
-            result = await toolkit.execute(context, call.tool, call.arguments)
-            answer: dict[str, Any] = {"result": result}
-            if context.usage:
-                answer["usage"] = context.usage
-            text = protocol.response(call_id, answer)
-            if protocol.frame_size(text) > self.room_frame_cap:
-                raise RoomError(
-                    ErrorCode.FAILED,
-                    f"the answer of {protocol.frame_size(text)} bytes exceeds the room's frame "
-                    f"cap of {self.room_frame_cap} bytes",
-                )
-        except asyncio.CancelledError:
-            return
-        except RoomError as exc:
-            text = protocol.error(call_id, exc.code, exc.message, exc.details)
-        except Exception as exc:
-            logger.info("tool %s.%s raised %r", call.toolkit, call.tool, exc)
-            text = protocol.error(
-                call_id,
-                ErrorCode.FAILED,
-                f"{type(exc).__name__}: {exc}",
-                {"type": type(exc).__name__},
-            )
-        with contextlib.suppress(ConnectionClosed):
-            await self._send_text(text)
-
     def _emit(self, type_: str, data: dict[str, Any]) -> None:
         for handler in list(self._handlers.get(type_, ())):
             _call_soon(handler, data)
@@ -436,14 +286,15 @@ class RoomClient:
 
     # --- requests -----------------------------------------------------------------------------
 
-    async def _send_text(self, text: str) -> None:
+    async def send_text(self, text: str) -> None:
+        """Send a frame already encoded."""
         if self._ws is None:
             raise RoomError(ErrorCode.UNAVAILABLE, "not connected to the room")
         await self._ws.send(text)
 
     async def send(self, type_: str, data: dict[str, Any] | None = None) -> None:
         """Send an event (no answer expected)."""
-        await self._send_text(protocol.encode(type_, data))
+        await self.send_text(protocol.encode(type_, data))
 
     async def request(
         self,
@@ -482,12 +333,19 @@ class RoomClient:
             except TimeoutError:
                 raise RoomError(ErrorCode.UNAVAILABLE, "not connected to the room") from None
         rid = next(self._ids)
+        text = protocol.encode(type_, data, rid)
+        if protocol.frame_size(text) > self.room_frame_cap:
+            raise RoomError(
+                ErrorCode.INVALID_REQUEST,
+                f"{type_} of {protocol.frame_size(text)} bytes exceeds the room's frame cap "
+                f"of {self.room_frame_cap} bytes",
+            )
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[rid] = fut
         if on_progress is not None:
             self._progress[rid] = on_progress
         try:
-            await self._send_text(protocol.encode(type_, data, rid))
+            await self.send_text(text)
         except ConnectionClosed:
             self._pending.pop(rid, None)
             raise RoomError(ErrorCode.UNAVAILABLE, "connection to the room was lost") from None
@@ -562,15 +420,7 @@ class RoomClient:
 
     async def host_toolkit(self, toolkit: Toolkit) -> None:
         """Register a toolkit; calls to it are served by this client until it leaves."""
-        self.hosted[toolkit.name] = toolkit
-        try:
-            await self._register(toolkit)
-        except RoomError:
-            self.hosted.pop(toolkit.name, None)
-            raise
-
-    async def _register(self, toolkit: Toolkit) -> None:
-        await self.request("toolkits.register", toolkit.spec().model_dump(mode="json"))
+        await self.hosting.host(toolkit)
 
     async def unhost_toolkit(self, name: str) -> None:
         self.hosted.pop(name, None)
@@ -634,11 +484,3 @@ def _call_soon(handler: Callable[[dict[str, Any]], Any], data: dict[str, Any]) -
         return
     if isinstance(result, Awaitable):
         asyncio.ensure_future(result)
-
-
-def _refusal_reason(exc: InvalidStatus) -> str:
-    body = exc.response.body or b""
-    try:
-        return json.loads(body).get("error", body.decode(errors="replace"))
-    except (ValueError, AttributeError):
-        return body.decode(errors="replace") or "no reason given"

@@ -9,6 +9,7 @@ tested without a socket.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -63,25 +64,52 @@ def frame_size(text: str) -> int:
     return len(text) if text.isascii() else len(text.encode())
 
 
+_ID = r'"id"\s*:\s*(-?\d{1,18}|"[^"\\]{1,128}")'
+_HEAD_ID = re.compile(r"\A\s*\{\s*" + _ID + r"\s*,")
+_TAIL_ID = re.compile(r",\s*" + _ID + r"\s*\}\s*\Z")
+_PEEK = 200
+
+
+def recover_id(raw: str) -> str | int | None:
+    """The id of a frame too big or too deep to parse, read from where encoders put it:
+    the first or the last member of the top-level object. Only ends of the text are
+    looked at, so the cost does not grow with the frame."""
+    for pattern, part in ((_HEAD_ID, raw[:_PEEK]), (_TAIL_ID, raw[-_PEEK:])):
+        found = pattern.search(part)
+        if found:
+            value = found.group(1)
+            return value[1:-1] if value.startswith('"') else int(value)
+    return None
+
+
+def _refusal(message: str, raw: str) -> RoomError:
+    frame_id = recover_id(raw)
+    return RoomError(
+        ErrorCode.INVALID_REQUEST, message, {"id": frame_id} if frame_id is not None else None
+    )
+
+
 def decode(raw: str | bytes, max_bytes: int = MAX_FRAME_BYTES) -> Frame:
     """Parse and check one frame, raising :class:`RoomError` with a precise reason.
 
-    The id of a frame that parses as JSON but fails the model is preserved in the error
-    details so the sender can still match the error to its request.
+    The id of a frame that fails the model, or is too big or too deep to parse, is kept
+    in the error details when it can be recovered, so the sender can still match the
+    error to its request.
     """
     if isinstance(raw, bytes):
         raise RoomError(
             ErrorCode.INVALID_REQUEST, "binary frames are not supported; send JSON text"
         )
     if len(raw) * 4 > max_bytes and frame_size(raw) > max_bytes:
-        raise RoomError(
-            ErrorCode.INVALID_REQUEST,
-            f"frame of {frame_size(raw)} bytes exceeds the cap of {max_bytes} bytes",
+        raise _refusal(
+            f"frame of {frame_size(raw)} bytes exceeds the cap of {max_bytes} bytes", raw
         )
     try:
         obj = json.loads(raw)
     except ValueError as exc:
         raise RoomError(ErrorCode.INVALID_REQUEST, f"malformed JSON: {exc}") from None
+    except RecursionError:
+        raise _refusal("frame is nested too deeply", raw) from None
     if not isinstance(obj, dict):
         raise RoomError(ErrorCode.INVALID_REQUEST, "a frame must be a JSON object")
     try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from taskroom.host.protocol.errors import ErrorCode
 
@@ -64,6 +64,27 @@ class ToolSpec(BaseModel):
     annotations: ToolAnnotations = Field(default_factory=ToolAnnotations)
 
 
+class ToolkitMetadata(BaseModel):
+    """The metadata keys the room, its clients and Studio read, with the types they rely on.
+
+    Checked strictly at registration, so a ``labels`` that is a string (or any other
+    ill-typed well-known key) is refused there instead of breaking every reader later.
+    Other keys pass through unchecked.
+    """
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    agent: bool = False
+    kind: str | None = None
+    title: str | None = None
+    labels: list[str] = Field(default_factory=list)
+    tool: str | None = Field(default=None, min_length=1, max_length=128, pattern=NAME_PATTERN)
+    supports_tools: bool = False
+    dynamic_output_schema: bool = False
+    max_concurrency: int | None = Field(default=None, ge=1)
+    requeue_safe: bool = False
+
+
 class ToolkitSpec(_Message):
     """A toolkit registration. ``metadata`` carries agent facts (kind, labels, ...)."""
 
@@ -80,6 +101,17 @@ class ToolkitSpec(_Message):
     metadata: dict[str, Any] = Field(
         default_factory=dict, description='agent facts: "agent", "tool", "max_concurrency", ...'
     )
+
+    @field_validator("metadata")
+    @classmethod
+    def _well_known_keys_are_typed(cls, value: dict[str, Any]) -> dict[str, Any]:
+        try:
+            ToolkitMetadata.model_validate(value)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(part) for part in err["loc"])
+            raise ValueError(f"metadata key {where!r}: {err['msg']}") from None
+        return value
 
 
 class ToolkitInstance(BaseModel):
@@ -246,13 +278,3 @@ class ErrorData(_Event):
     code: ErrorCode
     message: str = Field(description="what went wrong, and what to do about it")
     details: dict[str, Any] = Field(default_factory=dict)
-
-
-def __getattr__(name: str) -> Any:
-    # ``REQUEST_MODELS`` is the room's older lookup of request models, derived from the
-    # message table until the room reads the table itself.
-    if name == "REQUEST_MODELS":
-        from taskroom.host.protocol.table import MESSAGES
-
-        return {t: s.model for t, s in MESSAGES.items() if s.kind == "request"}
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -9,7 +9,7 @@ from taskroom.host.server.agent_calls import install_agent_calls
 from taskroom.host.server.app import RoomServer
 from taskroom.host.server.cluster.errors import ClusterError
 from taskroom.host.server.studio_routes import install_studio
-from taskroom.host.server.tasks import install_tasks, store_from_url
+from taskroom.host.server.tasks import OnDamage, install_tasks, store_from_url
 from taskroom.host.server.tasks.selection import POSTGRES_SCHEMES
 
 
@@ -18,18 +18,21 @@ def build_room_server(
     data_dir: Path | str,
     secret: str | None = None,
     public_url: str | None = None,
+    on_damage: OnDamage = "refuse",
     store: str | None = None,
     cluster: str | None = None,
     node_url: str | None = None,
 ) -> RoomServer:
     """The full room server: core routing, tasks, agent calls and the Studio.
 
-    ``store`` (else ``TASKROOM_STORE``) names the task store: see ``store_from_url``. With ``cluster`` (a ``redis://`` URL) and ``node_url`` the server is one node of a
+    ``on_damage`` says what to do with an empty or damaged task store (see ``OnDamage``).
+    ``store`` (else ``TASKROOM_STORE``) names the task store: see ``store_from_url``. With
+    ``cluster`` (a ``redis://`` URL) and ``node_url`` the server is one node of a
     cluster: it serves the rooms whose Redis lease it holds and sends other joins on.
     """
     server = RoomServer(data_dir=data_dir, secret=secret, public_url=public_url)
     store = store or os.environ.get("TASKROOM_STORE")
-    tasks = store_from_url(store, data_dir)
+    tasks = store_from_url(store, data_dir, on_damage=on_damage)
     if cluster:
         if not store or not store.startswith(POSTGRES_SCHEMES):
             raise ClusterError(

@@ -27,7 +27,7 @@ from taskroom.host.server.calls import Answer, CallTarget
 from taskroom.host.server.participant import Participant
 from taskroom.host.server.registry import MAX_NESTING, Registry, nesting_depth
 from taskroom.host.server.router import CallRouter
-from taskroom.toolkits.toolkit import check_schema
+from taskroom.toolkits.schemas import compile_off_loop
 
 if TYPE_CHECKING:
     from taskroom.host.server.tasks.manager import TaskManager
@@ -112,6 +112,11 @@ class Room:
         if self.tasks is not None:
             await self.tasks.participant_left(p)
         self.notify(self.participants.values(), "participant.left", p.info.model_dump())
+
+    def _still_here(self, p: Participant) -> None:
+        """Refuse to change anything for a participant that left during an await."""
+        if self.participants.get(p.id) is not p:
+            raise RoomError(ErrorCode.UNAVAILABLE, f"{p.name!r} has left room {self.name!r}")
 
     def _others(self, p: Participant) -> list[Participant]:
         return [q for q in self.participants.values() if q is not p]
@@ -198,9 +203,13 @@ class Room:
     ) -> dict[str, Any]:
         self.registry.check_registration(p, spec)
         for t in spec.tools:
-            check_schema(t.input_schema, what=f"input schema of {spec.name}.{t.name}")
+            await compile_off_loop(t.input_schema, what=f"input schema of {spec.name}.{t.name}")
             if t.output_schema is not None:
-                check_schema(t.output_schema, what=f"output schema of {spec.name}.{t.name}")
+                what = f"output schema of {spec.name}.{t.name}"
+                await compile_off_loop(t.output_schema, what=what)
+        # The schemas were checked off the loop: the room may have changed meanwhile.
+        self._still_here(p)
+        self.registry.check_registration(p, spec)
         self.registry.add(p, spec)
         self.router.load.setdefault((p.id, spec.name), 0)
         instance = ToolkitInstance(participant_id=p.id, participant_name=p.name, toolkit=spec)
@@ -288,7 +297,9 @@ class Room:
                 ErrorCode.INVALID_REQUEST,
                 f"schema {req.name!r} is nested deeper than {MAX_NESTING} levels",
             )
-        check_schema(req.schema_, what=f"schema {req.name!r}")
+        await compile_off_loop(req.schema_, what=f"schema {req.name!r}")
+        self._still_here(p)
+        self._own_schema(p, req.name)
         action = "updated" if req.name in self.schemas else "created"
         self.schemas[req.name] = req.schema_
         self.schema_owners.setdefault(req.name, p.name)

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from taskroom.host.protocol import ErrorCode, RoomError
-from taskroom.host.server.tasks import manager as manager_module
+from taskroom.host.server.tasks import waits as waits_module
 
 from .harness import Harness, peer, tool
 
@@ -271,7 +271,7 @@ async def test_watchdog_ends_a_quiet_task(h, monkeypatch):
 
 
 async def test_waits_die_with_their_connection(h, monkeypatch):
-    monkeypatch.setattr(manager_module, "MAX_WAITS_PER_CONNECTION", 3)
+    monkeypatch.setattr(waits_module, "MAX_WAITS_PER_CONNECTION", 3)
     await h.host_agent("runner", "worker")
     alice = await h.join("alice")
     task_id = (await h.request(alice, "tasks.start", {"agent": "worker"}))["task_ids"][0]
@@ -283,11 +283,11 @@ async def test_waits_die_with_their_connection(h, monkeypatch):
         ErrorCode.UNAVAILABLE,
     )
     manager = h.room.tasks
-    assert manager is not None and len(manager.waits[alice]) == 3
+    assert manager is not None and len(manager.waits.by_connection[alice]) == 3
     assert len(manager.live[task_id].waiters) == 3
     await h.room.leave(alice)
     await asyncio.sleep(0.05)
-    assert alice not in manager.waits and manager.live[task_id].waiters == []
+    assert alice not in manager.waits.by_connection and manager.live[task_id].waiters == []
 
 
 async def test_a_refused_start_leaves_nothing_behind(h):
@@ -312,5 +312,5 @@ async def test_a_refused_start_leaves_nothing_behind(h):
         ErrorCode.INVALID_REQUEST,
     )
     manager = h.room.tasks
-    assert manager is not None and manager.live == {} and not manager.unfinished
+    assert manager is not None and manager.live == {} and not manager.board.unfinished
     assert await h.store.list("unit") == []

@@ -1,0 +1,277 @@
+"""A task's life: validated and stored, queued, run on a free instance, ended once.
+
+Every call goes through the room's call router, which checks visibility again, so a
+queued or re-queued task can never reach an instance its caller cannot see. Every state
+change is stored before anyone is told of it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from taskroom.host.protocol import ErrorCode, RoomError
+from taskroom.host.protocol.messages import ToolkitSpec
+from taskroom.host.protocol.tasks import TaskRecord, TaskStatus
+from taskroom.host.server.calls import Answer, CallOrigin, CallTarget, Instance
+from taskroom.host.server.router import CallRouter, agent_tool
+from taskroom.host.server.tasks.board import TaskBoard
+from taskroom.host.server.tasks.live import LiveTask, new_id
+from taskroom.host.server.tasks.store import TaskStore, TaskStoreError
+from taskroom.host.server.tasks.subscriptions import Subscriptions
+from taskroom.host.server.tasks.waits import Waits
+from taskroom.host.server.tasks.watchdog import Watchdog
+from taskroom.toolkits.schemas import compile_off_loop, validation_error
+
+logger = logging.getLogger(__name__)
+
+MAX_REQUEUES = 3
+
+
+class TaskLifecycle:
+    """Creates tasks, hands them to instances as they free up, and records how they end."""
+
+    def __init__(
+        self,
+        room_name: str,
+        router: CallRouter,
+        store: TaskStore,
+        board: TaskBoard,
+        subscriptions: Subscriptions,
+        *,
+        default_deadline: float,
+        inactivity_timeout: float,
+    ) -> None:
+        self.room_name = room_name
+        self.router = router
+        self.store = store
+        self.board = board
+        self.subscriptions = subscriptions
+        self.default_deadline = default_deadline
+        self.inactivity_timeout = inactivity_timeout
+        self.watchdog = Watchdog(router.cancel)
+
+    async def create(
+        self,
+        origin: CallOrigin,
+        spec: ToolkitSpec,
+        arguments: dict[str, Any],
+        *,
+        model: str | None = None,
+        batch_id: str | None = None,
+        read_only: bool = False,
+        deadline: float | None = None,
+        inactivity_timeout: float | None = None,
+        pinned_host: str | None = None,
+    ) -> LiveTask:
+        """Validate, store, and only then queue: a refused start leaves nothing behind."""
+        tool = agent_tool(spec) or ""
+        tool_spec = next((t for t in spec.tools if t.name == tool), None)
+        if tool_spec is None:
+            raise RoomError(ErrorCode.NOT_FOUND, f"agent {spec.name!r} has no tool {tool!r}")
+        problem = validation_error(arguments, await compile_off_loop(tool_spec.input_schema))
+        if problem:
+            raise RoomError(
+                ErrorCode.INVALID_REQUEST, f"invalid input for agent {spec.name!r}: {problem}"
+            )
+        principal = origin.principal
+        self.board.check_quota(principal)
+        caller_data = principal.info.model_dump()
+        if origin.on_behalf_of is not None:
+            caller_data["on_behalf_of"] = origin.on_behalf_of.model_dump()
+        read_only = read_only or origin.read_only
+        record = TaskRecord(
+            id=new_id("t_"),
+            room=self.room_name,
+            agent=spec.name,
+            tool=tool,
+            arguments=arguments,
+            model=model or arguments.get("model"),
+            batch_id=batch_id,
+            caller=caller_data,
+            parent_task_id=origin.task_id,
+            read_only=read_only,
+            deadline=deadline or self.default_deadline,
+        )
+        try:
+            await self.store.save(record)
+        except TaskStoreError as exc:
+            raise RoomError(ErrorCode.FAILED, f"the task could not be stored: {exc}") from None
+        task_origin = CallOrigin(
+            principal=principal,
+            on_behalf_of=origin.on_behalf_of,
+            chain=origin.chain,
+            task_id=record.id,
+            read_only=read_only,
+        )
+        live = LiveTask(
+            record,
+            task_origin,
+            inactivity_timeout or self.inactivity_timeout,
+            pinned_host=pinned_host,
+        )
+        self.board.track(live)
+        return live
+
+    async def dispatch(self, agent: str) -> None:
+        """Start queued tasks of ``agent`` while the router has free instances for them."""
+        while (live := self.board.next_pending(agent)) is not None:
+            instance = self.router.free_agent(
+                live.origin.principal,
+                agent,
+                pinned=live.pinned_host,
+                read_only=live.record.read_only,
+            )
+            if instance is None:
+                return
+            self.board.take(agent)
+            if live.orphaned:
+                live.orphaned = False
+                if not self.router.requeue_safe(agent) or live.record.attempts >= MAX_REQUEUES:
+                    await self.done(live, False, _orphan_error(live.record))
+                    continue
+            await self._run(live, instance)
+
+    async def _run(self, live: LiveTask, instance: Instance) -> None:
+        record = live.record
+        record.status = TaskStatus.RUNNING
+        record.started_at = time.time()
+        record.instance = instance.host.id
+        record.attempts += 1
+        self.watchdog.touch(live)
+
+        async def reply(ok: bool, data: dict[str, Any]) -> None:
+            await self.done(live, ok, data)
+
+        async def progress(data: dict[str, Any]) -> None:
+            await self._progress(live, data)
+
+        try:
+            live.call = await self.router.start(
+                live.origin,
+                CallTarget(record.agent, record.tool),
+                record.arguments,
+                Answer(
+                    reply,
+                    progress,
+                    live.direct.caller if live.direct else None,
+                    live.direct.ref if live.direct else None,
+                ),
+                timeout=record.deadline,
+                instance=instance,
+            )
+        except RoomError as exc:
+            await self.done(live, False, exc.to_data())
+            return
+        try:
+            await self._changed(record)
+        except TaskStoreError as exc:
+            logger.error("task %s: cannot record its start: %s", record.id, exc)
+
+    async def _progress(self, live: LiveTask, data: dict[str, Any]) -> None:
+        self.watchdog.touch(live)
+        record = live.record
+        try:
+            event = await self.store.add_event(self.room_name, record.id, data)
+        except TaskStoreError as exc:
+            logger.warning("task %s: progress event not stored: %s", record.id, exc)
+            return
+        self.subscriptions.push(
+            "task.progress",
+            record,
+            {"task_id": record.id, "batch_id": record.batch_id, "seq": event.seq, "data": data},
+        )
+        if live.direct is not None:
+            await live.direct.progress(data)
+
+    async def done(self, live: LiveTask, ok: bool, data: dict[str, Any]) -> None:
+        """Record how a run ended (or re-queue it if its instance went away) and tell all."""
+        record = live.record
+        live.call = None
+        if ok:
+            record.status = TaskStatus.COMPLETED
+            record.result = data.get("result")
+            usage = data.get("usage")
+            record.usage = usage if isinstance(usage, dict) else {}
+        else:
+            error = RoomError.from_data(data)
+            if live.end_reason:
+                record.status = TaskStatus.FAILED
+                record.error = {"code": ErrorCode.TIMEOUT.value, "message": live.end_reason}
+            elif error.code == ErrorCode.CANCELLED:
+                record.status = TaskStatus.CANCELLED
+                record.error = error.to_data()
+            elif (
+                error.code == ErrorCode.UNAVAILABLE
+                and self.router.requeue_safe(record.agent)
+                and record.attempts < MAX_REQUEUES
+            ):
+                record.status = TaskStatus.PENDING
+                await self._save_quietly(record)
+                self.board.enqueue(live, first=True)
+                await self.dispatch(record.agent)
+                return
+            else:
+                record.status = TaskStatus.FAILED
+                record.error = error.to_data()
+        record.finished_at = time.time()
+        try:
+            await self._changed(record)
+        except TaskStoreError as exc:
+            # The answer cannot be stored as it is (e.g. text sqlite refuses): record why
+            # instead, so the task ends for everyone rather than staying "running".
+            record.status = TaskStatus.FAILED
+            record.result = None
+            record.error = {
+                "code": ErrorCode.FAILED.value,
+                "message": f"the agent's answer could not be stored: {exc}",
+            }
+            await self._save_quietly(record)
+        self.board.untrack(live)
+        Waits.release(live)
+        if live.direct is not None:
+            if record.status == "completed":
+                answer = {"result": record.result, "task_id": record.id, "usage": record.usage}
+                await live.direct.reply(True, answer)
+            else:
+                err = dict(record.error or {})
+                err["details"] = {**(err.get("details") or {}), "task_id": record.id}
+                await live.direct.reply(False, err)
+        await self.dispatch(record.agent)
+
+    async def _changed(self, record: TaskRecord) -> None:
+        """Store the record, then push the change to subscribers."""
+        await self.store.save(record)
+        self.subscriptions.push(
+            "task.updated",
+            record,
+            {
+                "task_id": record.id,
+                "batch_id": record.batch_id,
+                "agent": record.agent,
+                "status": record.status,
+                "error": record.error,
+                "result": record.result if record.finished else None,
+            },
+        )
+
+    async def _save_quietly(self, record: TaskRecord) -> None:
+        try:
+            await self._changed(record)
+        except TaskStoreError as exc:
+            logger.error("task %s: cannot be stored: %s", record.id, exc)
+
+
+def _orphan_error(record: TaskRecord) -> dict[str, Any]:
+    """Why a task that ran on an instance now gone is not run again."""
+    why = (
+        f"its runner {record.agent!r} is not re-queue-safe"
+        if record.attempts < MAX_REQUEUES
+        else f"it already ran {record.attempts} times"
+    )
+    return RoomError(
+        ErrorCode.UNAVAILABLE,
+        "the agent instance running this task is gone (its room server stopped); "
+        f"it was not run again: {why}",
+    ).to_data()
