@@ -14,6 +14,7 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from taskroom.agents.chat_context import ChatContext, ToolCallItem, dumps
@@ -24,6 +25,7 @@ from taskroom.toolkits.context import ToolContext
 from taskroom.toolkits.toolkit import Toolkit
 
 if TYPE_CHECKING:
+    from taskroom.agents.checkpoint import TaskCheckpoints
     from taskroom.toolkits.room import RoomConnection
 
 logger = logging.getLogger(__name__)
@@ -175,6 +177,7 @@ class LLMAdapter(ABC):
         model: str | None = None,
         tool_context: ToolContext | None = None,
         on_event: EventSink | None = None,
+        checkpoint: TaskCheckpoints | None = None,
     ) -> Any:
         tool_adapter = tool_adapter or ToolResponseAdapter()
         functions = build_functions(toolkits)
@@ -189,20 +192,31 @@ class LLMAdapter(ABC):
             if on_event is not None:
                 await on_event(event)
 
+        # Resuming from a checkpoint: first finish the tool calls of the last kept turn.
+        resume = checkpoint.unanswered() if checkpoint is not None else []
         for turn_no in range(1, self.max_turns + 1):
-            await emit(LLMTurn(turn=turn_no, model=model).model_dump(mode="json"))
-            turn = await self.complete(
-                context=context,
-                functions=list(functions.values()),
-                output_schema=output_schema,
-                model=model,
-            )
-            if turn.tool_calls:
+            if resume:
+                turn, resume = Turn(tool_calls=resume), []
+            else:
+                await emit(LLMTurn(turn=turn_no, model=model).model_dump(mode="json"))
+                turn = await self.complete(
+                    context=context,
+                    functions=list(functions.values()),
+                    output_schema=output_schema,
+                    model=model,
+                )
                 for call in turn.tool_calls:
                     context.append_tool_call(call.call_id, call.name, call.arguments)
+                if checkpoint is not None and turn.tool_calls:
+                    await checkpoint.turn_done()
+            if turn.tool_calls:
+
+                def run(call: ToolCallItem) -> Awaitable[str]:
+                    return self._run_tool(call, functions, tool_context, tool_adapter, emit)
+
                 outputs = await asyncio.gather(
                     *(
-                        self._run_tool(call, functions, tool_context, tool_adapter, emit)
+                        checkpoint.run_tool(call, partial(run, call)) if checkpoint else run(call)
                         for call in turn.tool_calls
                     )
                 )

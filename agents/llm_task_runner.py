@@ -13,6 +13,7 @@ from typing import Any
 
 from taskroom.agents.adapter import InvalidOutputError, LLMAdapter, ToolResponseAdapter
 from taskroom.agents.chat_context import ChatContext
+from taskroom.agents.checkpoint import TaskCheckpoints
 from taskroom.agents.task_runner import TaskContext, TaskRunner
 from taskroom.host.protocol import ErrorCode, RoomError
 from taskroom.host.protocol.errors import TaskroomError
@@ -77,6 +78,7 @@ class LLMTaskRunner(TaskRunner):
         labels: Sequence[str] = ("llm",),
         max_repairs: int = DEFAULT_REPAIRS,
         max_concurrency: int = 16,
+        checkpoints: bool = False,
     ) -> None:
         if input_schema is None:
             input_schema = (
@@ -101,6 +103,9 @@ class LLMTaskRunner(TaskRunner):
         self.rules = list(rules)
         self.input_prompt = input_prompt
         self.max_repairs = max_repairs
+        # Keep each task's chat in the room after every turn, so a re-queued task
+        # resumes from its last completed turn (agents/checkpoint.py).
+        self.checkpoints = checkpoints
 
     async def stop(self) -> None:
         await super().stop()
@@ -124,10 +129,12 @@ class LLMTaskRunner(TaskRunner):
     async def ask(self, context: TaskContext, arguments: dict[str, Any]) -> Any:
         schema = self.output_schema_for(arguments)
         validator = schema_validator(schema)
-        context.chat.append_rules(
-            ["Your final answer must be JSON that fits this JSON Schema: " + json.dumps(schema)]
-        )
-        context.chat.append_user_message(self.task_prompt(arguments))
+        checkpoint = await TaskCheckpoints.begin(context) if self.checkpoints else None
+        if checkpoint is None or not checkpoint.resumed:
+            context.chat.append_rules(
+                ["Your final answer must be JSON that fits this JSON Schema: " + json.dumps(schema)]
+            )
+            context.chat.append_user_message(self.task_prompt(arguments))
         problem = ""
         for attempt in range(1, self.max_repairs + 2):
             try:
@@ -140,6 +147,7 @@ class LLMTaskRunner(TaskRunner):
                     model=arguments.get("model"),
                     tool_context=context.tool_context,
                     on_event=context.emit,
+                    checkpoint=checkpoint,
                 )
             except InvalidOutputError as exc:
                 problem = exc.reason

@@ -94,6 +94,14 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "tasks.list": {"status": "completed", "limit": 10},
     "tasks.subscribe": {"all": True},
     "tasks.unsubscribe": {"task_id": "t_1"},
+    "tasks.checkpoint": {
+        "task_id": "t_1",
+        "turn": 1,
+        "instructions": ["Answer in JSON."],
+        "messages": [{"type": "message", "role": "user", "content": "hi"}],
+        "tool_results": {"call_1": "42"},
+    },
+    "tasks.resume": {"task_id": "t_1"},
     "room.ready": {
         "room": "r",
         "participant": PERSON,

@@ -19,21 +19,23 @@ import pytest
 from taskroom.agents.testing import ScriptedLLMServer
 from taskroom.host.auth.tokens import create_token
 from taskroom.host.client.room_client import RoomClient
-from taskroom.host.protocol import RoomError
+from taskroom.host.protocol import ErrorCode, RoomError
 from taskroom.host.protocol.tasks import MAX_EVENTS_PER_TASK, TaskRecord
+from taskroom.host.server import RoomServer
 from taskroom.host.server.build import build_room_server
 from taskroom.host.server.tasks import (
     SQLiteTaskStore,
     StoredSchema,
     TaskStore,
     TaskStoreError,
+    install_tasks,
     store_from_url,
 )
 from taskroom.host.server.tasks.postgres_store import PostgresTaskStore
 
 from .conftest import SECRET
 from .processes import BIN, Process, free_port, start_agent, wait_http
-from .servers import fresh_database, postgres_server  # noqa: F401
+from .servers import PostgresServer, fresh_database, postgres_server  # noqa: F401
 
 
 def record(n: int = 0, room: str = "r", status: str = "pending", **kw: Any) -> TaskRecord:
@@ -525,3 +527,67 @@ async def test_schemas_outlive_a_restart_of_the_default_sqlite_room(tmp_path):
                     assert await alice.list_schemas() == {"point": {"type": "object"}}
         finally:
             await server.stop()
+
+
+async def test_postgres_lost_mid_run_fails_writes_clearly_and_recovers_when_back():
+    """A server of its own: this test kills it."""
+    server = PostgresServer()
+    store = PostgresTaskStore(server.dsn, connect_timeout=2.0)
+    try:
+        await store.open()
+        await store.save(record(1))
+        await store.add_event("r", "t1", {"i": 1})
+        server.kill()
+        with pytest.raises(TaskStoreError, match=f"PostgreSQL at 127.0.0.1:{server.port}/postgres"):
+            await store.save(record(2))
+        with pytest.raises(TaskStoreError, match="cannot read the task store in PostgreSQL"):
+            await store.get("r", "t1")
+        server.start()
+        await store.save(record(2))
+        assert sorted(t.id for t in await store.list("r")) == ["t1", "t2"]
+        assert (await store.add_event("r", "t1", {"i": 2})).seq == 2
+    finally:
+        await store.close()
+        server.remove()
+
+
+async def test_a_schema_change_the_store_refuses_is_undone(tmp_path):
+    server = RoomServer(data_dir=tmp_path / "room", secret=SECRET)
+    store = install_tasks(server)
+    await server.start("127.0.0.1", 0)
+    try:
+        async with RoomClient(server.base_url, ROOM, token("alice"), reconnect=False) as alice:
+            await alice.put_schema("point", {"type": "object"})
+            await store.close()  # every later write fails
+            with pytest.raises(RoomError) as refused:
+                await alice.put_schema("point", {"type": "string"})
+            assert refused.value.code == ErrorCode.FAILED
+            assert "the schema could not be stored" in refused.value.message
+            with pytest.raises(RoomError, match="could not be stored"):
+                await alice.put_schema("line", {"type": "array"})
+            with pytest.raises(RoomError, match="removal was not stored"):
+                await alice.request("schemas.remove", {"name": "point"})
+            assert await alice.list_schemas() == {"point": {"type": "object"}}
+    finally:
+        await server.stop()
+
+
+async def test_taskroom_store_in_the_environment_picks_the_store(tmp_path, monkeypatch):
+    monkeypatch.setenv("TASKROOM_STORE", "mysql://u@h/db")
+    with pytest.raises(TaskStoreError, match="unknown task store 'mysql'"):
+        build_room_server(data_dir=tmp_path, secret=SECRET)
+    server = build_room_server(data_dir=tmp_path, secret=SECRET, store="sqlite")
+    await server.stop()  # the store given in code wins over the environment's
+
+
+async def test_postgres_save_many_is_all_or_none_when_the_server_refuses_a_row(postgres_server):  # noqa: F811
+    store = PostgresTaskStore(await fresh_database(postgres_server))
+    await store.open()
+    try:
+        with pytest.raises(TaskStoreError, match="PostgreSQL at"):
+            await store.save_many([record(1), record(2, room="r\x00")])  # TEXT refuses NUL
+        assert await store.list("r") == []
+        await store.save_many([record(1), record(2)])
+        assert len(await store.list("r")) == 2
+    finally:
+        await store.close()

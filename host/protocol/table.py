@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
+from taskroom.host.protocol.checkpoint import TaskCheckpoint
 from taskroom.host.protocol.errors import ErrorCode, RoomError
 from taskroom.host.protocol.frames import (
     ERROR,
@@ -271,6 +272,24 @@ MESSAGES: dict[str, MessageSpec] = _specs(
         None,
         "Stop receiving task events.",
         '`{"subscribed": false}`',
+    ),
+    MessageSpec(
+        "tasks.checkpoint",
+        TaskCheckpoint,
+        "request",
+        "toolkits.register",
+        "Keep where the task you are serving has got to (its runner's last turn); "
+        "only its serving participant may.",
+        '`{"task_id", "turn"}`',
+    ),
+    MessageSpec(
+        "tasks.resume",
+        TaskRef,
+        "request",
+        "toolkits.register",
+        "The last checkpoint of the task you are serving (a re-queued attempt resumes "
+        "from it); only its serving participant may.",
+        '`{"task_id", "checkpoint": TaskCheckpoint | null}`',
     ),
     # --- events: room → participants ---
     MessageSpec(

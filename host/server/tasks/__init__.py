@@ -9,6 +9,7 @@ import time
 from taskroom.host.protocol.tasks import TaskRecord, TaskStatus
 from taskroom.host.server.app import RoomServer
 from taskroom.host.server.room import Room
+from taskroom.host.server.tasks.checkpoints import Checkpoints
 from taskroom.host.server.tasks.manager import TaskManager
 from taskroom.host.server.tasks.room_schemas import keep_schemas
 from taskroom.host.server.tasks.selection import STORE_FILE, store_from_url
@@ -74,6 +75,7 @@ def install_tasks(
         await keep_schemas(room, store)
         manager = TaskManager(room, store)
         await manager.install()
+        Checkpoints(room, store, manager.live)
         room.tasks = manager
 
     server.start_hooks.append(recover)

@@ -19,7 +19,7 @@ import builtins
 import json
 import logging
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -86,20 +86,26 @@ CREATE TABLE IF NOT EXISTS taskroom_room_schemas (
 
 _TASK_COLUMNS = "room, id, agent, status, batch_id, caller_name, created_at, finished_at, body"
 _SAVE_TASK = (
-    f"INSERT INTO taskroom_tasks ({_TASK_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+    "WITH saved AS ("
+    f" INSERT INTO taskroom_tasks ({_TASK_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
     " ON CONFLICT (room, id) DO UPDATE SET agent = EXCLUDED.agent, status = EXCLUDED.status,"
     " batch_id = EXCLUDED.batch_id, caller_name = EXCLUDED.caller_name,"
     " created_at = EXCLUDED.created_at, finished_at = EXCLUDED.finished_at, body = EXCLUDED.body"
+    " RETURNING room, id, status)"
+    # A finished task needs no checkpoint: dropped in the same statement.
+    " DELETE FROM taskroom_task_checkpoints c USING saved s"
+    " WHERE c.room = s.room AND c.task_id = s.id"
+    " AND s.status IN ('completed', 'failed', 'cancelled')"
 )
 _SAVE_CHECKPOINT = (
     "INSERT INTO taskroom_task_checkpoints (room, task_id, body) VALUES ($1, $2, $3)"
     " ON CONFLICT (room, task_id) DO UPDATE SET body = EXCLUDED.body"
 )
+_REMOVE_SCHEMA = "DELETE FROM taskroom_room_schemas WHERE room = $1 AND name = $2"
 _PUT_SCHEMA = (
     "INSERT INTO taskroom_room_schemas (room, name, owner, body) VALUES ($1, $2, $3, $4)"
     " ON CONFLICT (room, name) DO UPDATE SET owner = EXCLUDED.owner, body = EXCLUDED.body"
 )
-_DROP_CHECKPOINT = "DELETE FROM taskroom_task_checkpoints WHERE room = $1 AND task_id = $2"
 _INSERT_EVENT = (
     "INSERT INTO taskroom_task_events (room, task_id, seq, at, data) VALUES ($1, $2, $3, $4, $5)"
 )
@@ -138,12 +144,15 @@ def describe_dsn(dsn: str) -> str:
     return f"PostgreSQL at {where}{parts.path or '/'}"
 
 
+Run = Callable[["asyncpg.Connection", list[Params]], Awaitable[list[Any]]]
+"""A kind of write: runs the items of consecutive writes of that kind, one result each."""
+
+
 @dataclass(slots=True)
 class _Write:
-    run: Callable[..., Awaitable[Any]] | None
-    """None for a progress event: consecutive events are inserted together."""
-    args: Params
-    future: asyncio.Future[Any]
+    run: Run
+    items: list[Params]
+    future: asyncio.Future[list[Any]]
 
 
 class PostgresTaskStore(TaskStore):
@@ -174,6 +183,7 @@ class PostgresTaskStore(TaskStore):
         self._writer: asyncio.Task[None] | None = None
         self._last_write: asyncio.Future[Any] | None = None
         self._closed = False
+        self._statements: dict[str, Run] = {}
 
     def stats(self) -> StoreStats:
         return StoreStats(self.commits, len(self.sequences))
@@ -189,6 +199,7 @@ class PostgresTaskStore(TaskStore):
                 min_size=1,
                 max_size=self.pool_size,
                 timeout=self.connect_timeout,
+                reset=_keep_session,
             )
         except (*_ERRORS, ValueError) as exc:
             raise TaskStoreError(f"cannot connect to {self.where}: {_reason(exc)}") from None
@@ -226,46 +237,45 @@ class PostgresTaskStore(TaskStore):
     async def add_event(self, room: str, task_id: str, data: dict[str, Any]) -> TaskEvent:
         text = self._json(data, f"event of task {room}/{task_id}")
         at = time.time()
-        seq = await self._write(None, room, task_id, at, text)
+        [seq] = await self._write(self._insert_events, [(room, task_id, at, text)])
         return TaskEvent(seq=seq, at=at, data=data)
 
     async def save_checkpoint(self, room: str, task_id: str, checkpoint: dict[str, Any]) -> None:
         body = self._json(checkpoint, f"checkpoint of task {room}/{task_id}")
-        await self._write(self._execute, _SAVE_CHECKPOINT, (room, task_id, body))
+        await self._write(self._statement(_SAVE_CHECKPOINT), [(room, task_id, body)])
 
     async def put_schema(self, room: str, schema: StoredSchema) -> None:
         body = self._json(schema.schema, f"schema {schema.name!r} of room {room!r}")
-        await self._write(self._execute, _PUT_SCHEMA, (room, schema.name, schema.owner, body))
+        params = (room, schema.name, schema.owner, body)
+        await self._write(self._statement(_PUT_SCHEMA), [params])
 
     async def remove_schema(self, room: str, name: str) -> None:
-        await self._write(
-            self._execute,
-            "DELETE FROM taskroom_room_schemas WHERE room = $1 AND name = $2",
-            (room, name),
-        )
+        await self._write(self._statement(_REMOVE_SCHEMA), [(room, name)])
 
     async def sweep(self, older_than: float) -> int:
-        doomed = await self._write(self._sweep, older_than)
+        [doomed] = await self._write(self._sweep, [(older_than,)])
         if doomed:
             logger.info("retention removed %d finished tasks", doomed)
-        return doomed
+        return int(doomed)
 
-    async def _write(self, run: Callable[..., Awaitable[Any]] | None, *args: Any) -> Any:
+    async def _write(self, run: Run, items: builtins.list[Params]) -> builtins.list[Any]:
+        """Queue ``items`` for ``run``; they commit in one transaction, and the answer is
+        one result per item."""
         if self._closed or self._pool is None:
             state = "closed" if self._closed else "not open"
             raise TaskStoreError(f"the task store in {self.where} is {state}")
         future = self._last_write = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Write(run, args, future))
+        self._queue.put_nowait(_Write(run, items, future))
         # Shielded: a caller that gives up does not take the write back.
         return await asyncio.shield(future)
 
-    def _row(self, task: TaskRecord) -> tuple[Params, bool]:
+    def _row(self, task: TaskRecord) -> Params:
         """Serialise now: the caller may change the record while the write is queued."""
         try:
             body = task.model_dump_json()
         except ValueError as exc:
             raise self._write_error(f"task {task.room}/{task.id}: {exc}") from None
-        params = (
+        return (
             task.room,
             task.id,
             task.agent,
@@ -276,7 +286,6 @@ class PostgresTaskStore(TaskStore):
             task.finished_at,
             body,
         )
-        return params, task.status in FINISHED
 
     def _json(self, value: dict[str, Any], what: str) -> str:
         try:
@@ -292,7 +301,7 @@ class PostgresTaskStore(TaskStore):
     async def _write_loop(self) -> None:
         stopping = False
         while not stopping:
-            batch: list[_Write] = []
+            batch: builtins.list[_Write] = []
             item = await self._queue.get()
             while item is not None:
                 batch.append(item)
@@ -310,12 +319,16 @@ class PostgresTaskStore(TaskStore):
         assert self._pool is not None
         try:
             async with self._pool.acquire(timeout=self.connect_timeout) as conn:
-                async with conn.transaction():
+                if self._one_statement(batch):
+                    # One executemany is atomic by itself: no BEGIN and COMMIT round trips.
                     results = await self._apply(conn, batch)
+                else:
+                    async with conn.transaction():
+                        results = await self._apply(conn, batch)
         except Exception as exc:
             self._forget_touched()
-            clash = isinstance(exc, asyncpg.UniqueViolationError) and batch[0].run is None
-            if len(batch) == 1 and clash and retry_clash:
+            clash = isinstance(exc, asyncpg.UniqueViolationError)
+            if len(batch) == 1 and clash and retry_clash and batch[0].run == self._insert_events:
                 # Another node numbered events of this task: the counter was dropped
                 # above, so the retry reads the number from the table.
                 await self._commit(batch, retry_clash=False)
@@ -323,7 +336,7 @@ class PostgresTaskStore(TaskStore):
             if len(batch) == 1 or isinstance(exc, _CONNECTION_ERRORS):
                 error = self._write_error(_reason(exc))
                 for write in batch:
-                    _settle(write, None, error)
+                    _settle(write, [], error)
                 return
             logger.info("a batch of %d writes failed (%s); retrying one by one", len(batch), exc)
             for write in batch:
@@ -334,32 +347,36 @@ class PostgresTaskStore(TaskStore):
         for write, result in zip(batch, results, strict=True):
             _settle(write, result, None)
 
-    async def _apply(self, conn: asyncpg.Connection, batch: Sequence[_Write]) -> list[Any]:
-        """Run the writes in order; each run of consecutive events is one statement."""
-        results: list[Any] = []
+    async def _apply(
+        self, conn: asyncpg.Connection, batch: Sequence[_Write]
+    ) -> builtins.list[builtins.list[Any]]:
+        """Run the writes in order; consecutive writes of one kind are one statement."""
+        answers: builtins.list[builtins.list[Any]] = []
         i = 0
         while i < len(batch):
             run = batch[i].run
-            if run is None:
-                j = i
-                while j < len(batch) and batch[j].run is None:
-                    j += 1
-                results += await self._insert_events(conn, [w.args for w in batch[i:j]])
-                i = j
-            else:
-                results.append(await run(conn, *batch[i].args))
-                i += 1
-        return results
+            j = i + 1
+            while j < len(batch) and batch[j].run == run:
+                j += 1
+            results = await run(conn, [item for w in batch[i:j] for item in w.items])
+            for write in batch[i:j]:
+                answers.append(results[: len(write.items)])
+                results = results[len(write.items) :]
+            i = j
+        return answers
 
-    async def _save_rows(self, conn: asyncpg.Connection, rows: list[tuple[Params, bool]]) -> None:
-        await conn.executemany(_SAVE_TASK, [params for params, _ in rows])
-        finished = [(params[0], params[1]) for params, done in rows if done]
-        if finished:
-            await conn.executemany(_DROP_CHECKPOINT, finished)
-            for key in finished:
-                self.sequences.pop(key, None)
+    async def _save_rows(
+        self, conn: asyncpg.Connection, rows: builtins.list[Params]
+    ) -> builtins.list[None]:
+        await conn.executemany(_SAVE_TASK, rows)
+        for row in rows:
+            if row[3] in FINISHED:
+                self.sequences.pop((row[0], row[1]), None)
+        return [None] * len(rows)
 
-    async def _insert_events(self, conn: asyncpg.Connection, events: list[Params]) -> list[int]:
+    async def _insert_events(
+        self, conn: asyncpg.Connection, events: builtins.list[Params]
+    ) -> builtins.list[int]:
         missing = list({(room, task_id) for room, task_id, *_ in events} - self.sequences.keys())
         if missing:
             rows = await conn.fetch(_LAST_SEQS, [k[0] for k in missing], [k[1] for k in missing])
@@ -385,15 +402,45 @@ class PostgresTaskStore(TaskStore):
             self.sequences.popitem(last=False)
         return [record[2] for record in records]
 
-    async def _sweep(self, conn: asyncpg.Connection, older_than: float) -> int:
-        doomed = await conn.fetch(_SWEEP, older_than)
-        for room, task_id in doomed:
-            self.sequences.pop((room, task_id), None)
-        return len(doomed)
+    async def _sweep(
+        self, conn: asyncpg.Connection, items: builtins.list[Params]
+    ) -> builtins.list[int]:
+        counts = []
+        for (older_than,) in items:
+            doomed = await conn.fetch(_SWEEP, older_than)
+            for room, task_id in doomed:
+                self.sequences.pop((room, task_id), None)
+            counts.append(len(doomed))
+        return counts
 
-    @staticmethod
-    async def _execute(conn: asyncpg.Connection, sql: str, params: Params) -> None:
-        await conn.execute(sql, *params)
+    def _statement(self, sql: str) -> Run:
+        """A write kind that runs ``sql`` once per item; the same object for the same
+        statement, so consecutive writes of it are grouped."""
+        run = self._statements.get(sql)
+        if run is None:
+
+            async def run(
+                conn: asyncpg.Connection, items: builtins.list[Params]
+            ) -> builtins.list[None]:
+                await conn.executemany(sql, items)
+                return [None] * len(items)
+
+            self._statements[sql] = run
+        return run
+
+    def _one_statement(self, batch: Sequence[_Write]) -> bool:
+        """Whether the batch is one statement: writes of one kind that need no other
+        (events need one only when a counter must be read or old events trimmed)."""
+        run = batch[0].run
+        if any(w.run != run for w in batch):
+            return False
+        if run == self._insert_events:
+            added = Counter((item[0], item[1]) for w in batch for item in w.items)
+            return all(
+                key in self.sequences and self.sequences[key] + n <= MAX_EVENTS_PER_TASK
+                for key, n in added.items()
+            )
+        return run == self._save_rows or run in self._statements.values()
 
     def _forget_touched(self) -> None:
         """A rolled-back batch: the numbers it took are not in the table."""
@@ -517,6 +564,11 @@ class PostgresTaskStore(TaskStore):
         )
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Skip the pool's reset query on release (a round trip per use): the store never
+    changes session state, and its advisory lock ends with its transaction."""
+
+
 def _reason(exc: BaseException) -> str:
     """The first line of the driver's message (a timeout has none: say so)."""
     text = str(exc).strip()
@@ -525,7 +577,7 @@ def _reason(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def _settle(write: _Write, result: Any, error: BaseException | None) -> None:
+def _settle(write: _Write, result: list[Any], error: BaseException | None) -> None:
     if write.future.done():
         return
     if error is None:
