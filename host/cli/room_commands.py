@@ -56,14 +56,6 @@ def room_serve(
         str | None,
         typer.Option(help="URL agents are told to join (when binding 0.0.0.0 or behind a proxy)."),
     ] = None,
-    on_damage: Annotated[
-        OnDamageChoice,
-        typer.Option(
-            "--on-damage",
-            help="An empty or damaged tasks database: refuse to start (default), move it "
-            "aside and start fresh, or skip the rows that cannot be read.",
-        ),
-    ] = OnDamageChoice.REFUSE,
     store: Annotated[
         str | None,
         typer.Option(
@@ -72,6 +64,28 @@ def room_serve(
             "default: SQLite in the data folder.",
         ),
     ] = None,
+    cluster: Annotated[
+        str | None,
+        typer.Option(
+            envvar="TASKROOM_CLUSTER",
+            help="redis:// URL: serve as one node of a cluster (rooms owned through Redis leases).",
+        ),
+    ] = None,
+    node_url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="TASKROOM_NODE_URL",
+            help="With --cluster: the URL other nodes and clients reach this node at.",
+        ),
+    ] = None,
+    on_damage: Annotated[
+        OnDamageChoice,
+        typer.Option(
+            "--on-damage",
+            help="An empty or damaged tasks database: refuse to start (default), move it "
+            "aside and start fresh, or skip the rows that cannot be read.",
+        ),
+    ] = OnDamageChoice.REFUSE,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Serve rooms over WebSocket at /rooms/{room}, health at /healthz.
@@ -79,14 +93,20 @@ def room_serve(
     On first start it creates the data folder's secret, which tokens are signed with."""
     from taskroom.host.auth.tokens import TokenError
     from taskroom.host.server.build import build_room_server
+    from taskroom.host.server.cluster.errors import ClusterError
     from taskroom.host.server.tasks import TaskStoreError
 
     setup_logging(verbose)
     try:
         server = build_room_server(
-            data_dir=data_dir, public_url=public_url, on_damage=on_damage.value, store=store
+            data_dir=data_dir,
+            public_url=public_url,
+            on_damage=on_damage.value,
+            store=store,
+            cluster=cluster,
+            node_url=node_url,
         )
-    except (TokenError, OSError, TaskStoreError) as exc:
+    except (TokenError, OSError, TaskStoreError, ClusterError) as exc:
         fail(str(exc))
 
     async def serve() -> None:
@@ -101,7 +121,7 @@ def room_serve(
         asyncio.run(serve())
     except KeyboardInterrupt:
         pass
-    except TaskStoreError as exc:
+    except (TaskStoreError, ClusterError) as exc:
         fail(str(exc))
     except OSError as exc:
         cannot_listen(host, port, exc)

@@ -15,6 +15,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from taskroom.host import protocol
+from taskroom.host.client.redirect import RoomMoved, moved_to
 from taskroom.host.protocol import ErrorCode, RoomError
 from taskroom.host.protocol.frames import describe_validation
 from taskroom.host.protocol.messages import RoomReady
@@ -54,7 +55,13 @@ async def open_room(
     except InvalidStatus as exc:
         status = exc.response.status_code
         reason = _refusal_reason(exc)
-        code = ErrorCode.PERMISSION_DENIED if status in (401, 403) else ErrorCode.INVALID_REQUEST
+        code = (
+            ErrorCode.PERMISSION_DENIED
+            if status in (401, 403)
+            else ErrorCode.UNAVAILABLE  # e.g. a cluster node that takes no new rooms
+            if status == 503
+            else ErrorCode.INVALID_REQUEST
+        )
         raise RoomError(code, f"room refused the connection ({status}): {reason}") from None
     except (OSError, TimeoutError, websockets.exceptions.InvalidHandshake) as exc:
         raise RoomError(ErrorCode.UNAVAILABLE, f"cannot reach room at {url}: {exc}") from None
@@ -76,7 +83,12 @@ async def _greeting(ws: ClientConnection, max_size: int) -> tuple[RoomReady, dic
         reason = f"invalid 'room.ready': {describe_validation(exc)}"
     except RoomError as exc:
         reason = exc.message
-    except (ConnectionClosed, TimeoutError) as exc:
+    except ConnectionClosed as exc:
+        owner = moved_to(exc)
+        if owner is not None:
+            raise RoomMoved(owner) from None
+        reason = str(exc) or type(exc).__name__
+    except TimeoutError as exc:
         reason = str(exc) or type(exc).__name__
     else:
         if first.type == protocol.ERROR:

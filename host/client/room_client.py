@@ -26,6 +26,7 @@ from taskroom.host import protocol
 from taskroom.host.client.agents import AgentsClient
 from taskroom.host.client.connection import open_room
 from taskroom.host.client.hosting import ToolkitHosting
+from taskroom.host.client.redirect import open_owner
 from taskroom.host.client.tasks import TasksClient
 from taskroom.host.client.tool_calls import ToolCall
 from taskroom.host.protocol import ErrorCode, RoomError
@@ -69,6 +70,9 @@ class RoomClient:
         request_timeout: float | None = DEFAULT_REQUEST_TIMEOUT,
     ) -> None:
         self.base_url = url
+        """Where to join: one address, or several separated by commas (cluster nodes)."""
+        self.node_url: str | None = None
+        """The node serving the room on the current connection (the owner, in a cluster)."""
         self.room_name = room
         self.token = token
         self.reconnect = reconnect
@@ -109,8 +113,11 @@ class RoomClient:
         self._reader = asyncio.get_running_loop().create_task(self._run())
 
     async def _open(self) -> None:
+        self.node_url = await open_owner(self.base_url, self._open_at)
+
+    async def _open_at(self, node_url: str) -> None:
         ws, ready, data = await open_room(
-            self.base_url,
+            node_url,
             self.room_name,
             self.token,
             max_size=self.max_frame_bytes * 4,

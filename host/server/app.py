@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import re
+import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,11 @@ BEARER_SUBPROTOCOL = "taskroom.bearer."
 """A browser offers ``["taskroom", "taskroom.bearer.<token>"]``; the room picks the first."""
 
 RoomSetup = Callable[["RoomServer", Room], Awaitable[None] | None]
+JoinGate = Callable[[web.Request, str], Awaitable[web.StreamResponse | None]]
+"""Before a join: None lets it proceed here, a response answers it instead (a cluster
+node sends the client to the room's owner)."""
+HealthReport = Callable[[], dict[str, Any]]
+"""A part of ``/healthz``; ``"degraded": True`` in it marks the whole node degraded."""
 
 
 class RoomServer:
@@ -60,6 +67,8 @@ class RoomServer:
         self.start_hooks: list[Callable[[], Awaitable[None]]] = []
         self.stop_hooks: list[Callable[[], Awaitable[None]]] = []
         self._opening: dict[str, asyncio.Future[Room]] = {}
+        self.join_gate: JoinGate | None = None
+        self.health_reports: dict[str, HealthReport] = {}
         self.app = web.Application()
         self.app.router.add_get("/healthz", self._healthz)
         self.app.router.add_get("/rooms/{room}", self._join)
@@ -116,7 +125,12 @@ class RoomServer:
         return token
 
     async def _healthz(self, request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok", "rooms": len(self.rooms)})
+        body: dict[str, Any] = {"status": "ok", "rooms": len(self.rooms)}
+        for part, report in self.health_reports.items():
+            body[part] = report()
+            if body[part].get("degraded"):
+                body["status"] = "degraded"
+        return web.json_response(body, status=200 if body["status"] == "ok" else 503)
 
     async def _join(self, request: web.Request) -> web.StreamResponse:
         name = request.match_info["room"]
@@ -126,6 +140,10 @@ class RoomServer:
             token = self.authenticate(request, name)
         except TokenError as exc:
             return web.json_response({"error": str(exc)}, status=401)
+        if self.join_gate is not None:
+            answer = await self.join_gate(request, name)
+            if answer is not None:
+                return answer
         ws = web.WebSocketResponse(
             protocols=(SUBPROTOCOL,),
             heartbeat=self.heartbeat,
@@ -204,9 +222,14 @@ class RoomServer:
             await hook()
 
     async def serve_forever(self, host: str, port: int) -> None:
+        """Serve until cancelled or sent SIGTERM; either way stop cleanly (a cluster node
+        hands its rooms back at once rather than leaving them to lapse)."""
         await self.start(host, port)
+        stopping = asyncio.Event()
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopping.set)
         try:
-            await asyncio.Event().wait()
+            await stopping.wait()
         finally:
             await self.stop()
 

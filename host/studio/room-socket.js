@@ -2,6 +2,12 @@
 // `response` or `error` frame with the same id; frames without an id are events.
 
 const REQUEST_TIMEOUT_MS = 30000;
+// In a cluster, a node that does not own the room closes the socket with this code and
+// the owner's URL as the reason. The page moves to the owner's Studio (its security
+// policy lets it talk to its own origin only), counting hops so a loop ends in an error.
+const ROOM_MOVED = 4307;
+const MAX_REDIRECTS = 5;
+const ARRIVED_HOPS = Number(new URLSearchParams(location.search).get("hops") || 0);
 
 export class RoomError extends Error {
   constructor({ code = "failed", message = "", details = null } = {}) {
@@ -32,9 +38,27 @@ export class RoomSocket {
     this.ws.onopen = () => { this.opened = true; };
     this.ws.onmessage = (msg) => this.receive(msg.data);
     this.ws.onclose = (ev) => {
+      if (ev.code === ROOM_MOVED && ev.reason) {
+        this.moveTo(ev.reason);
+        return;
+      }
       this.failPending("the connection to the room closed");
       this.handlers.onClose({ opened: this.opened, code: ev.code, reason: ev.reason });
     };
+  }
+
+  moveTo(owner) {
+    this.failPending("the room is served by another node");
+    if (owner.replace(/\/$/, "") === location.origin || ARRIVED_HOPS >= MAX_REDIRECTS) {
+      // "opened" so the page shows this reason rather than probing the token again.
+      this.handlers.onClose({ opened: true, code: ROOM_MOVED,
+        reason: `the room servers redirected in a loop (${ARRIVED_HOPS} hops, then ${owner})` });
+      return;
+    }
+    const next = new URL("/studio", owner);
+    next.search = new URLSearchParams({ room: this.room, hops: String(ARRIVED_HOPS + 1) });
+    next.hash = new URLSearchParams({ token: this.token }).toString();
+    location.assign(next.href);
   }
 
   close() {

@@ -40,13 +40,16 @@ def install_tasks(
     store: TaskStore | None = None,
     retention: float | None = None,
     on_damage: OnDamage = "refuse",
+    recover_at_start: bool = True,
 ) -> TaskStore:
     """Give every room of ``server`` a task manager over one shared store.
 
     At start, a task that was running when the room last stopped can no longer finish:
     it is marked failed with that reason. Pending tasks stay queued for their room.
     ``on_damage`` applies to the default SQLite store: see ``OnDamage``. The room's
-    schemas are kept in the same store.
+    schemas are kept in the same store. A cluster node passes ``recover_at_start=False``:
+    other nodes' rooms are still running, so each room settles its own interrupted tasks
+    when a node takes it.
     """
     if store is None:
         store = store_from_url(None, server.data_dir, on_damage=on_damage)
@@ -56,6 +59,8 @@ def install_tasks(
     async def recover() -> None:
         await store.open()
         await store.sweep(time.time() - retention)
+        if not recover_at_start:
+            return
         lost = [r for r in await store.unfinished() if r.status == "running"]
         for record in lost:
             record.status = TaskStatus.FAILED

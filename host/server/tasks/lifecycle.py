@@ -127,6 +127,11 @@ class TaskLifecycle:
             if instance is None:
                 return
             self.board.take(agent)
+            if live.orphaned:
+                live.orphaned = False
+                if not self.router.requeue_safe(agent) or live.record.attempts >= MAX_REQUEUES:
+                    await self.done(live, False, _orphan_error(live.record))
+                    continue
             await self._run(live, instance)
 
     async def _run(self, live: LiveTask, instance: Instance) -> None:
@@ -257,3 +262,17 @@ class TaskLifecycle:
             await self._changed(record)
         except TaskStoreError as exc:
             logger.error("task %s: cannot be stored: %s", record.id, exc)
+
+
+def _orphan_error(record: TaskRecord) -> dict[str, Any]:
+    """Why a task that ran on an instance now gone is not run again."""
+    why = (
+        f"its runner {record.agent!r} is not re-queue-safe"
+        if record.attempts < MAX_REQUEUES
+        else f"it already ran {record.attempts} times"
+    )
+    return RoomError(
+        ErrorCode.UNAVAILABLE,
+        "the agent instance running this task is gone (its room server stopped); "
+        f"it was not run again: {why}",
+    ).to_data()

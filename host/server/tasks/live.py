@@ -35,6 +35,9 @@ class LiveTask:
     end_reason: str | None = None
     waiters: list[asyncio.Future[None]] = field(default_factory=list)
     direct: Answer | None = None
+    orphaned: bool = False
+    """Started before on an instance that is gone (the room moved to this node): it runs
+    again only if its runner declares that safe."""
 
 
 def principal_of(record: TaskRecord) -> Principal:

@@ -18,6 +18,7 @@ from taskroom.host.protocol.tasks import (
     TaskOrBatch,
     TaskRef,
     TaskStart,
+    TaskStatus,
     TaskSubscribe,
     TaskWait,
 )
@@ -86,10 +87,18 @@ class TaskManager:
         ):
             self._room.handle(type_, fn, background=background)
         self._room.close_hooks.append(self.close)
+        orphans = []
         for record in await self.store.unfinished(self.room_name):
+            if record.attempts:  # it ran before, on an instance the room no longer has
+                record.status = TaskStatus.PENDING
+                orphans.append(record)
             if record.status == "pending":
                 origin = CallOrigin(principal=principal_of(record), read_only=record.read_only)
-                self.board.track(LiveTask(record, origin, self.lifecycle.inactivity_timeout))
+                live = LiveTask(record, origin, self.lifecycle.inactivity_timeout)
+                live.orphaned = bool(record.attempts)
+                self.board.track(live)
+        if orphans:
+            await self.store.save_many(orphans)
 
     async def close(self) -> None:
         for live in self.live.values():
