@@ -9,18 +9,12 @@ neither the agent's connection nor the caller's breaks.
 from __future__ import annotations
 
 import asyncio
-import json
-from typing import Any
 
 import pytest
-from websockets.asyncio.client import ClientConnection
-from websockets.asyncio.client import connect as ws_connect
 
-from taskroom.host.auth.tokens import create_token
-from taskroom.host.client.connection import websocket_url
 from taskroom.host.protocol import ErrorCode, RoomError
 
-from .conftest import SECRET
+from .raw_participant import RawParticipant
 
 ROOM = "stranded"
 LONE = "half a pair: \ud800"
@@ -31,44 +25,14 @@ def room_name() -> str:
     return ROOM
 
 
-class RawAgent:
-    """An agent speaking the wire protocol by hand, so it can send any JSON text."""
-
-    def __init__(self, ws: ClientConnection) -> None:
-        self.ws = ws
-
-    @classmethod
-    async def open(cls, base_url: str, name: str) -> RawAgent:
-        token = create_token(SECRET, room=ROOM, identity=name, role="agent")
-        ws = await ws_connect(
-            websocket_url(base_url, ROOM), additional_headers={"Authorization": f"Bearer {token}"}
-        )
-        assert json.loads(await ws.recv())["type"] == "room.ready"
-        agent = cls(ws)
-        spec = {"name": name, "tools": [{"name": f"run_{name}_task"}], "metadata": {"agent": True}}
-        await agent.send({"id": 1, "type": "toolkits.register", "data": spec})
-        assert (await agent.next(lambda f: f.get("id") == 1))["type"] == "response"
-        return agent
-
-    async def send(self, frame: dict[str, Any]) -> None:
-        await self.ws.send(json.dumps(frame))  # ensure_ascii: "\ud800" goes as an escape
-
-    async def next(self, match: Any) -> dict[str, Any]:
-        while True:
-            frame = json.loads(await asyncio.wait_for(self.ws.recv(), 10))
-            if match(frame):
-                return frame
-
-    async def next_call(self) -> dict[str, Any]:
-        return await self.next(lambda f: f["type"] == "tool.call")
-
-    async def ping(self) -> bool:
-        await self.send({"id": "p", "type": "ping"})
-        return (await self.next(lambda f: f.get("id") == "p"))["data"]["pong"]
+async def raw_agent(base_url: str, name: str) -> RawParticipant:
+    agent = await RawParticipant.open(base_url, ROOM, name, "agent")
+    await agent.host_agent(name)
+    return agent
 
 
 async def test_a_lone_surrogate_answer_fails_the_task_and_nothing_hangs(join, full_room):
-    agent = await RawAgent.open(full_room.base_url, "liar")
+    agent = await raw_agent(full_room.base_url, "liar")
     alice = await join("alice")
     try:
         (task_id,) = (await alice.tasks.start("liar", {}))["task_ids"]
@@ -99,11 +63,11 @@ async def test_a_lone_surrogate_answer_fails_the_task_and_nothing_hangs(join, fu
         assert waited["tasks"][0]["status"] == "completed"
         assert waited["tasks"][0]["result"] == "fine"
     finally:
-        await agent.ws.close()
+        await agent.close()
 
 
 async def test_a_lone_surrogate_answer_to_a_direct_call_is_an_error(join, full_room):
-    agent = await RawAgent.open(full_room.base_url, "liar")
+    agent = await raw_agent(full_room.base_url, "liar")
     alice = await join("alice")
     try:
         call = asyncio.create_task(alice.invoke_tool("liar", "run_liar_task", {}))
@@ -117,7 +81,7 @@ async def test_a_lone_surrogate_answer_to_a_direct_call_is_an_error(join, full_r
         assert (await alice.tasks.get(task_id))["status"] == "failed"
         assert await agent.ping()
     finally:
-        await agent.ws.close()
+        await agent.close()
 
 
 ODD_ERRORS = [
@@ -130,7 +94,7 @@ ODD_ERRORS = [
 @pytest.mark.parametrize("error", ODD_ERRORS)
 async def test_an_odd_agent_error_ends_the_task_and_answers_the_caller(join, full_room, error):
     """Error data of the wrong shape (issue item 11: a list as details hung the caller)."""
-    agent = await RawAgent.open(full_room.base_url, "odd")
+    agent = await raw_agent(full_room.base_url, "odd")
     alice = await join("alice")
     try:
         (task_id,) = (await alice.tasks.start("odd", {}))["task_ids"]
@@ -148,4 +112,4 @@ async def test_an_odd_agent_error_ends_the_task_and_answers_the_caller(join, ful
         assert failed.value.details["task_id"].startswith("t_")
         assert await agent.ping()
     finally:
-        await agent.ws.close()
+        await agent.close()

@@ -30,7 +30,6 @@ if TYPE_CHECKING:
     from taskroom.host.client.room_client import RoomClient
 
 
-
 class OnDamageChoice(enum.StrEnum):
     """The choices of ``--on-damage`` (the store's ``OnDamage``)."""
 

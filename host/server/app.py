@@ -159,6 +159,7 @@ class RoomServer:
                     )
                 elif msg.type == WSMsgType.ERROR:
                     logger.info("connection of %s failed: %s", participant, ws.exception())
+                del msg  # a frame of several MB must not stay alive until the next one
         finally:
             self._sockets.discard(ws)
             await room.leave(participant)
@@ -229,10 +230,16 @@ def _closer(
     few seconds (it stopped reading), drop the TCP connection."""
 
     async def close(code: int, reason: str) -> None:
+        transport = request.transport
         try:
             await asyncio.wait_for(ws.close(code=code, message=reason.encode()[:120]), 5.0)
-        except (TimeoutError, ConnectionError, RuntimeError):
-            if request.transport is not None:
-                request.transport.abort()
+        except (TimeoutError, ConnectionError, RuntimeError, asyncio.CancelledError) as exc:
+            # A cancelled send queue cancels aiohttp's shared drain waiter, so ws.close
+            # can raise CancelledError without this task being cancelled: abort anyway.
+            if transport is not None:
+                transport.abort()
+            task = asyncio.current_task()
+            if isinstance(exc, asyncio.CancelledError) and task and task.cancelling():
+                raise
 
     return close
