@@ -34,7 +34,7 @@ async def cpu_per_request(base_url: str, transport: str, requests: int, concurre
     client = AsyncOpenAI(
         base_url=base_url, api_key="bench", http_client=TRANSPORTS[transport](), max_retries=0
     )
-    counter = iter(range(requests))
+    counter = iter(range(max(concurrency, requests // 10)))
 
     async def worker() -> None:
         for n in counter:

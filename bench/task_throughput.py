@@ -173,8 +173,11 @@ class Child:
 # --- the caller -----------------------------------------------------------------------------
 
 
-async def throughput(client: Any, room: Child, tasks: int, inflight: int) -> tuple[float, float]:
-    """(tasks/s, room CPU ms per task) with ``inflight`` tasks started-and-waited at once."""
+async def throughput(
+    client: Any, room: Child, agents: list[Child], tasks: int, inflight: int
+) -> tuple[float, float, float]:
+    """(tasks/s, room CPU ms per task, agent CPU ms per task) with ``inflight`` tasks
+    started-and-waited at once."""
     counter = iter(range(tasks))
     failed = 0
 
@@ -187,12 +190,14 @@ async def throughput(client: Any, room: Child, tasks: int, inflight: int) -> tup
             if waited["tasks"][0]["status"] != "completed":
                 failed += 1
 
+    agent_cpu0 = sum(a.cpu_seconds() for a in agents)
     cpu0, t0 = room.cpu_seconds(), time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(inflight)))
     elapsed, cpu = time.perf_counter() - t0, room.cpu_seconds() - cpu0
+    agent_cpu = sum(a.cpu_seconds() for a in agents) - agent_cpu0
     if failed:
         raise RuntimeError(f"{failed} of {tasks} tasks did not complete")
-    return tasks / elapsed, cpu / tasks * 1e3
+    return tasks / elapsed, cpu / tasks * 1e3, agent_cpu / tasks * 1e3
 
 
 async def queue_cost(client: Any, room: Child, port: str, secret: str, queued: int) -> float:
@@ -251,13 +256,16 @@ async def run(args: argparse.Namespace) -> dict[str, list[float]]:
                 agents = [Child("agent", port, secret, "64") for _ in range(args.agents)]
                 await asyncio.gather(*(a.start() for a in agents))
                 try:
-                    await throughput(client, room, min(500, args.tasks), args.inflight)  # warm-up
-                    rate, cpu = await throughput(client, room, args.tasks, args.inflight)
+                    await throughput(client, room, agents, min(500, args.tasks), args.inflight)
+                    rate, cpu, agent_cpu = await throughput(
+                        client, room, agents, args.tasks, args.inflight
+                    )
                 finally:
                     for a in agents:
                         await a.stop()
                 samples.setdefault("tasks/s", []).append(rate)
                 samples.setdefault("cpu", []).append(cpu)
+                samples.setdefault("agent cpu", []).append(agent_cpu)
         finally:
             await room.stop()
     return samples
@@ -279,7 +287,11 @@ def report(samples: dict[str, list[float]], args: argparse.Namespace, seconds: f
     table = Table(title=title)
     for name in ("measure", "median", "min", "max"):
         table.add_column(name, justify="left" if name == "measure" else "right")
-    rows = [("tasks/s", "tasks/s", "{:,.0f}"), ("room CPU per task, ms", "cpu", "{:.3f}")]
+    rows = [
+        ("tasks/s", "tasks/s", "{:,.0f}"),
+        ("room CPU per task, ms", "cpu", "{:.3f}"),
+        ("agent process CPU per task, ms", "agent cpu", "{:.3f}"),
+    ]
     rows += [(f"room CPU per task, {q:,} queued, ms", f"queue {q}", "{:.3f}") for q in args.queued]
     for label, key, fmt in rows:
         values = samples[key]

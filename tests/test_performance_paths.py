@@ -19,7 +19,9 @@ from taskroom.agents.testing.steps import hang
 from taskroom.host.auth.tokens import create_token
 from taskroom.host.auth.webhooks import SIGNATURE_HEADER, sign_webhook
 from taskroom.host.protocol import RoomError
+from taskroom.host.protocol.tasks import TaskRecord, TaskStatus
 from taskroom.host.server.peer import QueuedPeer
+from taskroom.host.server.tasks import SQLiteTaskStore
 from taskroom.host.server.ws_batch import batch_sender
 from taskroom.host.service.service_host import ServiceHost
 from taskroom.toolkits import Toolkit, tool
@@ -220,3 +222,28 @@ async def test_a_busy_peer_sends_what_is_queued_in_one_batch():
     assert singles == ["one"]
     assert batches == [["two", "three", "four"]]
     assert peer.queued_bytes == 0
+
+
+async def test_a_finished_task_is_read_back_as_last_saved_and_gone_after_sweep(tmp_path):
+    """Recently finished records are answered from memory; what they answer must be what
+    the file holds: the last save, and nothing once retention has removed it."""
+    store = SQLiteTaskStore(tmp_path / "tasks.sqlite3")
+    try:
+        record = TaskRecord(id="t1", room="r", agent="a", tool="run_a_task")
+        await store.save(record)
+        record.status, record.result, record.finished_at = TaskStatus.COMPLETED, "first", 1.0
+        await store.save(record)
+        first = await store.get("r", "t1")
+        assert first is not None and first.result == "first"
+        first.result = "changed by a reader"
+        assert (await store.get("r", "t1")).result == "first"  # type: ignore[union-attr]
+
+        record.status, record.result = TaskStatus.FAILED, "second"
+        await store.save(record)
+        again = await store.get("r", "t1")
+        assert again is not None and (again.status, again.result) == ("failed", "second")
+
+        assert await store.sweep(older_than=2.0) == 1
+        assert await store.get("r", "t1") is None
+    finally:
+        await store.close()
