@@ -109,16 +109,11 @@ def room_serve(
     except (TokenError, OSError, TaskStoreError, ClusterError) as exc:
         fail(str(exc))
 
-    async def serve() -> None:
-        try:
-            url = await server.start(host, port)
-            stderr.print(f"room server on {url} (data in {data_dir})", highlight=False)
-            await asyncio.Event().wait()
-        finally:
-            await server.stop()
+    def started(url: str) -> None:
+        stderr.print(f"room server on {url} (data in {data_dir})", highlight=False)
 
     try:
-        asyncio.run(serve())
+        asyncio.run(server.serve_forever(host, port, started=started))
     except KeyboardInterrupt:
         pass
     except (TaskStoreError, ClusterError) as exc:

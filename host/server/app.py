@@ -221,14 +221,19 @@ class RoomServer:
         for hook in self.stop_hooks:
             await hook()
 
-    async def serve_forever(self, host: str, port: int) -> None:
+    async def serve_forever(
+        self, host: str, port: int, *, started: Callable[[str], None] | None = None
+    ) -> None:
         """Serve until cancelled or sent SIGTERM; either way stop cleanly (a cluster node
-        hands its rooms back at once rather than leaving them to lapse)."""
-        await self.start(host, port)
-        stopping = asyncio.Event()
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopping.set)
+        hands its rooms back at once rather than leaving them to lapse). ``started`` hears
+        the base URL once the port is bound."""
         try:
+            url = await self.start(host, port)
+            if started is not None:
+                started(url)
+            stopping = asyncio.Event()
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopping.set)
             await stopping.wait()
         finally:
             await self.stop()
