@@ -16,10 +16,8 @@ from collections.abc import Awaitable, Callable
 from websockets.exceptions import ConnectionClosed
 
 from taskroom.host.protocol import ErrorCode, RoomError
+from taskroom.host.protocol.frames import ROOM_MOVED_CLOSE_CODE
 
-ROOM_MOVED_CLOSE_CODE = 4307
-"""The room is served by another node, whose URL is the close reason (same code as the
-room server's ``taskroom.host.server.cluster.redirect``)."""
 MAX_REDIRECTS = 5
 
 

@@ -22,6 +22,10 @@ MAX_FRAME_BYTES = 4 * 1024 * 1024
 DISMISSED_CLOSE_CODE = 4001
 """WebSocket close code of a room dismissing a participant: the client must not reconnect."""
 
+ROOM_MOVED_CLOSE_CODE = 4307
+"""WebSocket close code of a cluster node that does not own the room: the reason is the
+owner's URL, which the client follows (``taskroom.host.client.redirect``)."""
+
 RESPONSE = "response"
 ERROR = "error"
 

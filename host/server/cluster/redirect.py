@@ -13,14 +13,12 @@ import logging
 from aiohttp import web
 
 from taskroom.host.protocol import RoomError
+from taskroom.host.protocol.frames import ROOM_MOVED_CLOSE_CODE
 from taskroom.host.server.app import SUBPROTOCOL
 from taskroom.host.server.cluster.node import ClusterNode
 
 logger = logging.getLogger(__name__)
 
-ROOM_MOVED_CLOSE_CODE = 4307
-"""The room is served by the node whose URL is the close reason (the client's
-``taskroom.host.client.redirect`` follows it)."""
 MAX_REASON_BYTES = 123
 """A WebSocket close reason holds at most 123 bytes: the longest node URL there is."""
 
