@@ -345,15 +345,17 @@ class ValidationTimeExceeded(Exception):
 class _Deadline:
     """The CPU time (of the validating thread) at which a validation stops.
 
-    CPU time, not wall time: a busy machine must not fail a cheap check. The clock costs
-    about half a microsecond to read, so it is read every few ticks.
+    CPU time, not wall time: a busy machine must not fail a cheap check. The clock is a
+    system call, so it is read every few ticks, and first only once a validation has run
+    that many (most end sooner, never reading it).
     """
 
-    __slots__ = ("at", "countdown")
+    __slots__ = ("at", "countdown", "seconds")
 
     def __init__(self, seconds: float) -> None:
-        self.at = time.thread_time() + seconds
-        self.countdown = 0
+        self.seconds = seconds
+        self.at: float | None = None
+        self.countdown = _TICKS_PER_CLOCK_READ
 
 
 _TICKS_PER_CLOCK_READ = 8
@@ -368,7 +370,10 @@ def _tick() -> None:
     deadline.countdown -= 1
     if deadline.countdown <= 0:
         deadline.countdown = _TICKS_PER_CLOCK_READ
-        if time.thread_time() > deadline.at:
+        now = time.thread_time()
+        if deadline.at is None:
+            deadline.at = now + deadline.seconds
+        elif now > deadline.at:
             raise ValidationTimeExceeded
 
 
