@@ -458,6 +458,33 @@ async def test_missing_required_toolkit_fails_start_in_time(make_adapter, agent)
     assert await agent.list_toolkits(name=AGENT) == []
 
 
+async def test_meshagent_style_requirement_waits_with_no_limit(
+    make_adapter, agent, connect, caplog
+):
+    """``callable=`` and ``timeout=None`` as MeshAgent programs write them: the agent waits
+    (past the default 30 s bound, here past 0.5 s) until the toolkit is in the room, and says
+    that a callable requirement is not called in."""
+    runner = LLMTaskRunner(
+        llm_adapter=make_adapter(),
+        requires=[RequiredToolkit(name="late", callable=True, timeout=None)],
+    )
+    starting = asyncio.create_task(runner.start(agent))
+    await asyncio.sleep(0.5)
+    assert not starting.done()
+
+    @tool()
+    def ping() -> str:
+        """Answer pong."""
+        return "pong"
+
+    host = await connect("late-host", "tool")
+    await host.host_toolkit(Toolkit(name="late", tools=[ping]))
+    await asyncio.wait_for(starting, 10)
+    assert [t.participant_id for t in await agent.list_toolkits(name=AGENT)]
+    assert "marked callable" in caplog.text
+    await runner.stop()
+
+
 async def test_required_schema_is_published(make_adapter, caller, start_runner):
     schema = {"type": "object", "properties": {"x": {"type": "number"}}}
     runner = LLMTaskRunner(llm_adapter=make_adapter(), requires=[RequiredSchema("point", schema)])

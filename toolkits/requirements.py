@@ -9,6 +9,7 @@ those proxies between tasks until the room reports that its toolkits changed.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -22,26 +23,38 @@ from taskroom.toolkits.room import RoomConnection
 from taskroom.toolkits.tool import Tool
 from taskroom.toolkits.toolkit import Toolkit, check_schema
 
+logger = logging.getLogger(__name__)
+
 POLL_SECONDS = 0.1
 
 
 @dataclass(frozen=True)
 class RequiredToolkit:
-    """A room toolkit the agent uses; ``tools`` narrows it, ``participant_name`` pins a host."""
+    """A room toolkit the agent uses; ``tools`` narrows it, ``participant_name`` pins a host.
+
+    The agent waits for it at start for ``timeout`` seconds (None: with no limit).
+    ``callable`` is accepted for MeshAgent programs; taskroom never calls a toolkit in on
+    its own, so a callable requirement is waited for like any other.
+    """
 
     name: str
     tools: tuple[str, ...] | list[str] | None = None
     participant_name: str | None = None
-    timeout: float = 30.0
+    timeout: float | None = 30.0
+    callable: bool | None = None
 
 
 @dataclass(frozen=True)
 class RequiredSchema:
-    """A named room schema; with ``schema`` given, the agent publishes it at start."""
+    """A named room schema; with ``schema`` given, the agent publishes it at start.
+
+    ``timeout`` and ``callable`` as for :class:`RequiredToolkit`.
+    """
 
     name: str
     schema: dict[str, Any] | None = None
-    timeout: float = 30.0
+    timeout: float | None = 30.0
+    callable: bool | None = None
 
 
 Requirement = RequiredToolkit | RequiredSchema
@@ -131,7 +144,16 @@ async def _install(room: RoomConnection, requirement: Requirement) -> None:
         check_schema(requirement.schema, what=f"required schema {requirement.name!r}")
         await room.put_schema(requirement.name, requirement.schema)
         return
-    deadline = time.monotonic() + requirement.timeout
+    if requirement.callable:
+        logger.warning(
+            "%s is marked callable, but rooms call nothing in for a requirement: waiting for "
+            "it to be called in (e.g. taskroom call agent, or taskroom service run)",
+            _describe(requirement),
+        )
+    limit = requirement.timeout
+    deadline = None if limit is None else time.monotonic() + limit
+    if deadline is None:
+        logger.info("waiting with no time limit for %s", _describe(requirement))
     while True:
         if isinstance(requirement, RequiredSchema):
             if requirement.name in await room.list_schemas():
@@ -141,19 +163,25 @@ async def _install(room: RoomConnection, requirement: Requirement) -> None:
             if instance is not None:
                 remote_toolkit(room, instance, requirement.tools)  # names a missing tool
                 return
-        if time.monotonic() >= deadline:
+        if deadline is not None and time.monotonic() >= deadline:
             raise RoomError(ErrorCode.NOT_FOUND, _missing_message(room, requirement))
         await asyncio.sleep(POLL_SECONDS)
 
 
-def _missing_message(room: RoomConnection, requirement: Requirement) -> str:
+def _describe(requirement: Requirement) -> str:
     if isinstance(requirement, RequiredSchema):
-        what = f"required schema {requirement.name!r}"
-    else:
-        what = f"required toolkit {requirement.name!r}"
-        if requirement.participant_name:
-            what += f" hosted by {requirement.participant_name!r}"
-    return f"{what} did not appear in room {room.room_name!r} within {requirement.timeout:g} s"
+        return f"required schema {requirement.name!r}"
+    what = f"required toolkit {requirement.name!r}"
+    if requirement.participant_name:
+        what += f" hosted by {requirement.participant_name!r}"
+    return what
+
+
+def _missing_message(room: RoomConnection, requirement: Requirement) -> str:
+    return (
+        f"{_describe(requirement)} did not appear in room {room.room_name!r} "
+        f"within {requirement.timeout or 0:g} s"
+    )
 
 
 async def resolve_toolkits(room: RoomConnection, requires: Sequence[Requirement]) -> list[Toolkit]:
