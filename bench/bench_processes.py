@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import httpx2 as httpx
@@ -24,6 +27,29 @@ def cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+PACKAGE_DIRS = ("host", "agents", "toolkits", "invoke")
+"""Top-level folders that form the ``taskroom`` namespace (see pyproject.toml)."""
+
+
+def source_env(checkout: str) -> dict[str, str]:
+    """Environment that makes a child import ``taskroom`` from another checkout of the
+    project (say, the commit before a change), so one run can measure both side by side.
+
+    The checkout's folders are linked under a temporary ``taskroom/`` put first on
+    ``PYTHONPATH``; it wins over the installed (editable) copy.
+    """
+    source = Path(checkout).resolve()
+    missing = [d for d in PACKAGE_DIRS if not (source / d).is_dir()]
+    if missing:
+        raise SystemExit(f"error: {source} is not a taskroom checkout (no {', '.join(missing)})")
+    links = Path(tempfile.mkdtemp(prefix="taskroom-baseline-"))
+    atexit.register(shutil.rmtree, links, True)
+    (links / "taskroom").mkdir()
+    for d in PACKAGE_DIRS:
+        (links / "taskroom" / d).symlink_to(source / d)
+    return {"PYTHONPATH": os.pathsep.join(filter(None, [str(links), os.environ.get("PYTHONPATH")]))}
 
 
 def free_port() -> int:

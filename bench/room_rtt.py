@@ -11,7 +11,11 @@ concurrency 1 and 16 (16 calls in flight on one connection). Everything is on lo
 
 ``--calls`` caps the calls per measurement, ``--seconds`` the total measuring time
 (split evenly over the four measurements); start-up and warm-up come on top, a few
-seconds.
+seconds. ``--runs`` repeats everything and reports medians over the runs.
+
+``--baseline-src DIR`` also measures the room (and the tool host) from another checkout
+of the project, the commit before a change say, in the same runs, and adds its rows and
+the ratio new / base.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bench_processes import cpu_seconds
+from bench_processes import cpu_seconds, source_env
 
 HOST = "127.0.0.1"
 SCRIPT = os.path.abspath(__file__)
@@ -129,9 +133,10 @@ def child_main(role: str, args: list[str]) -> None:
 class Child:
     """A server process started from this file; it prints ``READY <port>`` when up."""
 
-    def __init__(self, role: str, *args: str) -> None:
+    def __init__(self, role: str, *args: str, env: dict[str, str] | None = None) -> None:
         self.role = role
         self.args = args
+        self.env = env or {}
         self.proc: asyncio.subprocess.Process | None = None
 
     async def start(self, timeout: float = 15.0) -> str:
@@ -142,7 +147,7 @@ class Child:
             self.role,
             *self.args,
             stdout=asyncio.subprocess.PIPE,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, **self.env, "PYTHONUNBUFFERED": "1"},
         )
         assert self.proc.stdout is not None
         try:
@@ -273,20 +278,54 @@ async def measure(
     return Result(path, concurrency, latencies, elapsed, server.cpu_seconds() - cpu0)
 
 
-async def run(max_calls: int, seconds: float) -> list[Result]:
+ROOM_PATH = "room tool call"
+BASE_PATH = "room tool call, base"
+
+
+async def measure_room(
+    path: str, env: dict[str, str], max_calls: int, seconds: float
+) -> list[Result]:
+    """A room and a tool host importing taskroom as ``env`` says, called at 1 and 16."""
     from taskroom.host.auth.tokens import create_token
     from taskroom.host.client.room_client import RoomClient
 
     secret = secrets.token_urlsafe(32)
-    per_measurement = seconds / 4
-    room, echo = Child("room", secret), Child("echo")
+    room = Child("room", secret, env=env)
     host: Child | None = None
     results: list[Result] = []
     try:
-        room_port, echo_port = await asyncio.gather(room.start(), echo.start())
-        host = Child("host", room_port, secret)
+        room_port = await room.start()
+        host = Child("host", room_port, secret, env=env)
         await host.start()
+        token = create_token(secret, room=ROOM, identity="bench-caller", role="user")
+        async with RoomClient(f"http://{HOST}:{room_port}", ROOM, token) as caller:
+            assert await caller.invoke_tool("bench", "echo", PAYLOAD) == PAYLOAD["text"]
+            for concurrency in (1, 16):
+                results.append(
+                    await measure(
+                        path,
+                        lambda: caller.invoke_tool("bench", "echo", PAYLOAD),
+                        concurrency,
+                        max_calls,
+                        seconds,
+                        room,
+                    )
+                )
+    finally:
+        for child in (host, room):
+            if child is not None:
+                await child.stop()
+    return results
 
+
+async def run(max_calls: int, seconds: float, baseline: dict[str, str] | None) -> list[Result]:
+    """One run: the echo, then the room (and the baseline's room, if any)."""
+    rooms = 2 if baseline is None else 3
+    per_measurement = seconds / (2 * rooms)
+    echo = Child("echo")
+    results: list[Result] = []
+    try:
+        echo_port = await echo.start()
         async with EchoClient(f"ws://{HOST}:{echo_port}/echo") as client:
             for concurrency in (1, 16):
                 results.append(
@@ -299,32 +338,51 @@ async def run(max_calls: int, seconds: float) -> list[Result]:
                         echo,
                     )
                 )
-
-        token = create_token(secret, room=ROOM, identity="bench-caller", role="user")
-        async with RoomClient(f"http://{HOST}:{room_port}", ROOM, token) as caller:
-            assert await caller.invoke_tool("bench", "echo", PAYLOAD) == PAYLOAD["text"]
-            for concurrency in (1, 16):
-                results.append(
-                    await measure(
-                        "room tool call",
-                        lambda: caller.invoke_tool("bench", "echo", PAYLOAD),
-                        concurrency,
-                        max_calls,
-                        per_measurement,
-                        room,
-                    )
-                )
     finally:
-        for child in (host, room, echo):
-            if child is not None:
-                await child.stop()
+        await echo.stop()
+    if baseline is not None:
+        results += await measure_room(BASE_PATH, baseline, max_calls, per_measurement)
+    results += await measure_room(ROOM_PATH, {}, max_calls, per_measurement)
     return results
+
+
+@dataclass
+class Row:
+    """One path at one concurrency: medians over the runs."""
+
+    path: str
+    concurrency: int
+    calls: int
+    median_us: float
+    p99_us: float
+    per_second: float
+    server_cpu_us: float
+
+
+def combine(runs: list[list[Result]]) -> list[Row]:
+    by: dict[tuple[str, int], list[Result]] = {}
+    for results in runs:
+        for r in results:
+            by.setdefault((r.path, r.concurrency), []).append(r)
+    med = statistics.median
+    return [
+        Row(
+            path,
+            c,
+            sum(r.calls for r in rs),
+            med(r.median_us for r in rs),
+            med(r.p99_us for r in rs),
+            med(r.per_second for r in rs),
+            med(r.server_cpu_us for r in rs),
+        )
+        for (path, c), rs in by.items()
+    ]
 
 
 # --- the report -----------------------------------------------------------------------------
 
 
-def report(results: list[Result], total_seconds: float) -> None:
+def report(results: list[Row], total_seconds: float, runs: int) -> None:
     by = {(r.path, r.concurrency): r for r in results}
     rows = [
         [
@@ -348,9 +406,9 @@ def report(results: list[Result], total_seconds: float) -> None:
         "server CPU µs/call",
     ]
 
-    ratio1 = by[("room tool call", 1)].median_us / by[("raw echo", 1)].median_us
-    ratio16 = by[("room tool call", 16)].median_us / by[("raw echo", 16)].median_us
-    room_rate = max(by[("room tool call", c)].per_second for c in (1, 16))
+    ratio1 = by[(ROOM_PATH, 1)].median_us / by[("raw echo", 1)].median_us
+    ratio16 = by[(ROOM_PATH, 16)].median_us / by[("raw echo", 16)].median_us
+    room_rate = max(by[(ROOM_PATH, c)].per_second for c in (1, 16))
     summary = [
         [
             "room / echo median, concurrency 1",
@@ -372,7 +430,7 @@ def report(results: list[Result], total_seconds: float) -> None:
         ],
     ]
     cpu_ratio = statistics.median(
-        by[("room tool call", c)].server_cpu_us / by[("raw echo", c)].server_cpu_us for c in (1, 16)
+        by[(ROOM_PATH, c)].server_cpu_us / by[("raw echo", c)].server_cpu_us for c in (1, 16)
     )
     summary.append(
         [
@@ -382,11 +440,28 @@ def report(results: list[Result], total_seconds: float) -> None:
             "",
         ]
     )
+    for c in (1, 16) if (BASE_PATH, 1) in by else ():
+        base, new = by[(BASE_PATH, c)], by[(ROOM_PATH, c)]
+        summary += [
+            [
+                f"room / echo median, base, concurrency {c}",
+                f"{base.median_us / by[('raw echo', c)].median_us:.2f}×",
+                "(the baseline checkout)",
+                "",
+            ],
+            [
+                f"new / base: median, server CPU per call, concurrency {c}",
+                f"{new.median_us / base.median_us:.2f}×, "
+                f"{new.server_cpu_us / base.server_cpu_us:.2f}×",
+                "(below 1 is better)",
+                "",
+            ],
+        ]
     summary_header = ["measure", "result", "DESIGN target", "status"]
     title = (
         f"Round trip of a small tool call through the room vs a raw WebSocket echo "
         f"(loopback, {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, "
-        f"{total_seconds:.0f} s)"
+        f"medians of {runs} run(s), {total_seconds:.0f} s)"
     )
     try:
         from rich.console import Console
@@ -436,11 +511,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--loop", choices=["asyncio", "uvloop"], default="asyncio", help="the room's event loop"
     )
+    parser.add_argument("--runs", type=int, default=1, help="repeat everything; report medians")
+    parser.add_argument(
+        "--baseline-src",
+        metavar="DIR",
+        help="another checkout whose room to measure in the same runs (e.g. the base commit)",
+    )
     args = parser.parse_args(argv)
     os.environ["TASKROOM_BENCH_LOOP"] = args.loop
+    baseline = source_env(args.baseline_src) if args.baseline_src else None
     started = time.perf_counter()
-    results = asyncio.run(run(args.calls, args.seconds))
-    report(results, time.perf_counter() - started)
+    runs = [asyncio.run(run(args.calls, args.seconds, baseline)) for _ in range(args.runs)]
+    report(combine(runs), time.perf_counter() - started, args.runs)
     return 0
 
 

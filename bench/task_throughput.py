@@ -18,6 +18,10 @@ Two measurements:
 
 Every measurement runs ``--runs`` times; the tables show medians, and the last table the
 ratios against the DESIGN targets (≥ 2,000 tasks/s, ≤ 0.5 ms of room CPU per task).
+
+``--baseline-src DIR`` also runs the room and the agent from another checkout of the
+project (the commit before a change, say), alternating with this one run by run, and
+adds a table of both medians and their ratio.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ import tempfile
 import time
 from typing import Any
 
-from bench_processes import cpu_seconds
+from bench_processes import cpu_seconds, source_env
 
 HOST = "127.0.0.1"
 ROOM = "throughput"
@@ -43,6 +47,8 @@ AGENT = "instant"
 SCRIPT = os.path.abspath(__file__)
 TARGET_TASKS_PER_S = 2_000
 TARGET_CPU_MS = 0.5
+
+Samples = dict[str, list[float]]
 
 
 # --- the processes the benchmark starts ----------------------------------------------------
@@ -128,9 +134,10 @@ def child_main(role: str, args: list[str]) -> None:
 class Child:
     """A process started from this file; it prints ``READY <port>`` when up."""
 
-    def __init__(self, role: str, *args: str) -> None:
+    def __init__(self, role: str, *args: str, env: dict[str, str] | None = None) -> None:
         self.role = role
         self.args = args
+        self.env = env or {}
         self.proc: asyncio.subprocess.Process | None = None
 
     async def start(self, timeout: float = 20.0) -> str:
@@ -141,7 +148,7 @@ class Child:
             self.role,
             *self.args,
             stdout=asyncio.subprocess.PIPE,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, **self.env, "PYTHONUNBUFFERED": "1"},
         )
         assert self.proc.stdout is not None
         try:
@@ -200,7 +207,9 @@ async def throughput(
     return tasks / elapsed, cpu / tasks * 1e3, agent_cpu / tasks * 1e3
 
 
-async def queue_cost(client: Any, room: Child, port: str, secret: str, queued: int) -> float:
+async def queue_cost(
+    client: Any, room: Child, port: str, secret: str, queued: int, env: dict[str, str]
+) -> float:
     """Room CPU ms per task to start ``queued`` tasks behind a busy agent (so they queue),
     then let the agent drain them."""
     concurrency = 64
@@ -215,7 +224,7 @@ async def queue_cost(client: Any, room: Child, port: str, secret: str, queued: i
             if finished == total:
                 done.set()
 
-    agent = Child("agent", port, secret, str(concurrency), "gated")
+    agent = Child("agent", port, secret, str(concurrency), "gated", env=env)
     await agent.start()
     unsubscribe = client.on("task.updated", on_update)
     await client.tasks.subscribe(all=True)
@@ -238,43 +247,82 @@ async def queue_cost(client: Any, room: Child, port: str, secret: str, queued: i
     return cpu / total * 1e3
 
 
-async def run(args: argparse.Namespace) -> dict[str, list[float]]:
+async def run_once(args: argparse.Namespace, env: dict[str, str], samples: Samples) -> None:
+    """One run of every measurement, the room and agents importing taskroom as ``env``
+    says; appends to ``samples``."""
     from taskroom.host.auth.tokens import create_token
     from taskroom.host.client.room_client import RoomClient
 
     secret = secrets.token_urlsafe(32)
-    samples: dict[str, list[float]] = {}
+    room = Child("room", secret, env=env)
+    port = await room.start()
+    token = create_token(secret, room=ROOM, identity="bench", role="admin")
+    try:
+        async with RoomClient(f"http://{HOST}:{port}", ROOM, token) as client:
+            for queued in args.queued:
+                cost = await queue_cost(client, room, port, secret, queued, env)
+                samples.setdefault(f"queue {queued}", []).append(cost)
+            agents = [Child("agent", port, secret, "64", env=env) for _ in range(args.agents)]
+            await asyncio.gather(*(a.start() for a in agents))
+            try:
+                await throughput(client, room, agents, min(500, args.tasks), args.inflight)
+                rate, cpu, agent_cpu = await throughput(
+                    client, room, agents, args.tasks, args.inflight
+                )
+            finally:
+                for a in agents:
+                    await a.stop()
+            samples.setdefault("tasks/s", []).append(rate)
+            samples.setdefault("cpu", []).append(cpu)
+            samples.setdefault("agent cpu", []).append(agent_cpu)
+    finally:
+        await room.stop()
+
+
+async def run(args: argparse.Namespace) -> dict[str, Samples]:
+    """Samples per side: ``new`` (this checkout) and, with a baseline, ``base``; the two
+    alternate run by run so both see the same machine."""
+    sides: dict[str, dict[str, str]] = {"new": {}}
+    if args.baseline_src:
+        # --profile profiles this checkout's room only.
+        base_env = {**source_env(args.baseline_src), "TASKROOM_BENCH_PROFILE": ""}
+        sides = {"base": base_env, "new": {}}
+    samples: dict[str, Samples] = {side: {} for side in sides}
     for _ in range(args.runs):
-        room = Child("room", secret)
-        port = await room.start()
-        token = create_token(secret, room=ROOM, identity="bench", role="admin")
-        try:
-            async with RoomClient(f"http://{HOST}:{port}", ROOM, token) as client:
-                for queued in args.queued:
-                    cost = await queue_cost(client, room, port, secret, queued)
-                    samples.setdefault(f"queue {queued}", []).append(cost)
-                agents = [Child("agent", port, secret, "64") for _ in range(args.agents)]
-                await asyncio.gather(*(a.start() for a in agents))
-                try:
-                    await throughput(client, room, agents, min(500, args.tasks), args.inflight)
-                    rate, cpu, agent_cpu = await throughput(
-                        client, room, agents, args.tasks, args.inflight
-                    )
-                finally:
-                    for a in agents:
-                        await a.stop()
-                samples.setdefault("tasks/s", []).append(rate)
-                samples.setdefault("cpu", []).append(cpu)
-                samples.setdefault("agent cpu", []).append(agent_cpu)
-        finally:
-            await room.stop()
+        for side, env in sides.items():
+            await run_once(args, env, samples[side])
     return samples
 
 
 # --- the report -----------------------------------------------------------------------------
 
 
-def report(samples: dict[str, list[float]], args: argparse.Namespace, seconds: float) -> None:
+ROWS = [
+    ("tasks/s", "tasks/s", "{:,.0f}"),
+    ("room CPU per task, ms", "cpu", "{:.3f}"),
+    ("agent process CPU per task, ms", "agent cpu", "{:.3f}"),
+]
+
+
+def compare(by_side: dict[str, Samples], args: argparse.Namespace) -> None:
+    """Medians of the baseline checkout and of this one, and new / base."""
+    from rich.console import Console
+    from rich.table import Table
+
+    base, new = by_side["base"], by_side["new"]
+    table = Table(title=f"Baseline ({args.baseline_src}) vs this checkout, medians of {args.runs}")
+    for name in ("measure", "base", "new", "new / base"):
+        table.add_column(name, justify="left" if name == "measure" else "right")
+    rows = ROWS + [
+        (f"room CPU per task, {q:,} queued, ms", f"queue {q}", "{:.3f}") for q in args.queued
+    ]
+    for label, key, fmt in rows:
+        b, n = statistics.median(base[key]), statistics.median(new[key])
+        table.add_row(label, fmt.format(b), fmt.format(n), f"{n / b:.2f}×")
+    Console().print(table)
+
+
+def report(samples: Samples, args: argparse.Namespace, seconds: float) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -287,12 +335,9 @@ def report(samples: dict[str, list[float]], args: argparse.Namespace, seconds: f
     table = Table(title=title)
     for name in ("measure", "median", "min", "max"):
         table.add_column(name, justify="left" if name == "measure" else "right")
-    rows = [
-        ("tasks/s", "tasks/s", "{:,.0f}"),
-        ("room CPU per task, ms", "cpu", "{:.3f}"),
-        ("agent process CPU per task, ms", "agent cpu", "{:.3f}"),
+    rows = ROWS + [
+        (f"room CPU per task, {q:,} queued, ms", f"queue {q}", "{:.3f}") for q in args.queued
     ]
-    rows += [(f"room CPU per task, {q:,} queued, ms", f"queue {q}", "{:.3f}") for q in args.queued]
     for label, key, fmt in rows:
         values = samples[key]
         table.add_row(
@@ -356,13 +401,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--loop", choices=["asyncio", "uvloop"], default="asyncio", help="the room's event loop"
     )
+    parser.add_argument(
+        "--baseline-src",
+        metavar="DIR",
+        help="another checkout to measure alongside this one, run by run (e.g. the base commit)",
+    )
     args = parser.parse_args(argv)
     os.environ["TASKROOM_BENCH_LOOP"] = args.loop
     if args.profile:
         os.environ["TASKROOM_BENCH_PROFILE"] = os.path.abspath(args.profile)
     started = time.perf_counter()
-    samples = asyncio.run(run(args))
-    report(samples, args, time.perf_counter() - started)
+    by_side = asyncio.run(run(args))
+    report(by_side["new"], args, time.perf_counter() - started)
+    if "base" in by_side:
+        compare(by_side, args)
     return 0
 
 
