@@ -162,6 +162,24 @@ class CallRouter:
         candidates = self.registry.instances(principal, agent, participant_id=pinned)
         return self._least_loaded(agent, filter(free, candidates))
 
+    def reserve(self, instance: Instance, agent: str, *, read_only: bool) -> None:
+        """Count a task on ``instance`` before its call starts (while its record is being
+        stored), so no other task takes the same slot meanwhile; :meth:`start` with
+        ``reserved=True`` takes the reservation over, :meth:`release` gives it back."""
+        key = (instance.host.id, agent)
+        self.load[key] = self.load.get(key, 0) + 1
+        self._serving[(instance.host.name, read_only)] += 1
+
+    def release(self, instance: Instance, agent: str, *, read_only: bool) -> None:
+        """Give back a reservation whose call never started."""
+        key = (instance.host.id, agent)
+        if key in self.load:
+            self.load[key] = max(0, self.load[key] - 1)
+        serving = (instance.host.name, read_only)
+        self._serving[serving] -= 1
+        if self._serving[serving] <= 0:
+            del self._serving[serving]
+
     def requeue_safe(self, agent: str) -> bool:
         return any(
             s.metadata.get("requeue_safe") for s in self.registry.toolkits.get(agent, {}).values()
@@ -178,9 +196,12 @@ class CallRouter:
         *,
         timeout: float | None = None,
         instance: Instance | None = None,
+        reserved: bool = False,
     ) -> PendingCall:
         """Route a call. An instance chosen beforehand (task dispatch) is checked again here:
-        it must still be registered and visible to the origin's principal."""
+        it must still be registered and visible to the origin's principal. ``reserved``:
+        the instance's slot was counted by :meth:`reserve`; if this raises, the caller
+        still holds the reservation."""
         if instance is None:
             instance = self.pick(origin.principal, target)
         else:
@@ -225,8 +246,9 @@ class CallRouter:
         if answer.caller is not None and answer.ref is not None:
             self._by_request[(answer.caller.id, answer.ref)] = call
         key = (host.id, target.toolkit)
-        self.load[key] = self.load.get(key, 0) + 1
-        self._serving[(host.name, origin.read_only)] += 1
+        if not reserved:
+            self.load[key] = self.load.get(key, 0) + 1
+            self._serving[(host.name, origin.read_only)] += 1
         self._last_used[key] = next(self._order)
         loop = asyncio.get_running_loop()
         call.timer = loop.call_later(timeout, lambda: loop.create_task(self._expire(call, timeout)))

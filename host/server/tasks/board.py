@@ -30,10 +30,12 @@ class TaskBoard:
                 "tasks in this room; wait for some to finish",
             )
 
-    def track(self, live: LiveTask) -> None:
+    def track(self, live: LiveTask, *, queued: bool = True) -> None:
+        """Hold a new task; ``queued=False`` for one given an instance at once."""
         self.live[live.record.id] = live
         self.unfinished[live.origin.principal.name] += 1
-        self.enqueue(live)
+        if queued:
+            self.enqueue(live)
 
     def untrack(self, live: LiveTask) -> None:
         self.live.pop(live.record.id, None)

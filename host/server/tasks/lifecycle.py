@@ -64,8 +64,16 @@ class TaskLifecycle:
         deadline: float | None = None,
         inactivity_timeout: float | None = None,
         pinned_host: str | None = None,
+        direct: Answer | None = None,
     ) -> LiveTask:
-        """Validate, store, and only then queue: a refused start leaves nothing behind."""
+        """Validate, store, and only then queue or run: a refused start leaves nothing
+        behind.
+
+        When nothing is queued ahead and an instance is free, the task is stored once,
+        already ``running`` on that instance (its slot reserved meanwhile), and its call
+        starts once that write is durable: one write fewer per task than storing it
+        ``pending`` first, and a crash after the call left finds it running, as a
+        restart expects (see ``TaskManager.install``)."""
         tool = agent_tool(spec) or ""
         tool_spec = next((t for t in spec.tools if t.name == tool), None)
         if tool_spec is None:
@@ -95,10 +103,6 @@ class TaskLifecycle:
             read_only=read_only,
             deadline=deadline or self.default_deadline,
         )
-        try:
-            await self.store.save(record)
-        except TaskStoreError as exc:
-            raise RoomError(ErrorCode.FAILED, f"the task could not be stored: {exc}") from None
         task_origin = CallOrigin(
             principal=principal,
             on_behalf_of=origin.on_behalf_of,
@@ -111,8 +115,27 @@ class TaskLifecycle:
             task_origin,
             inactivity_timeout or self.inactivity_timeout,
             pinned_host=pinned_host,
+            direct=direct,
         )
-        self.board.track(live)
+        instance = None
+        if spec.name not in self.board.queues:  # nobody waits ahead of it
+            instance = self.router.free_agent(
+                principal, spec.name, pinned=pinned_host, read_only=read_only
+            )
+        if instance is not None:
+            self.router.reserve(instance, spec.name, read_only=read_only)
+            _mark_running(record, instance)
+        try:
+            await self.store.save(record)
+        except TaskStoreError as exc:
+            if instance is not None:
+                self.router.release(instance, spec.name, read_only=read_only)
+            raise RoomError(ErrorCode.FAILED, f"the task could not be stored: {exc}") from None
+        if instance is None:
+            self.board.track(live)
+        else:
+            self.board.track(live, queued=False)
+            await self._run(live, instance, reserved=True)
         return live
 
     async def dispatch(self, agent: str) -> None:
@@ -134,12 +157,12 @@ class TaskLifecycle:
                     continue
             await self._run(live, instance)
 
-    async def _run(self, live: LiveTask, instance: Instance) -> None:
+    async def _run(self, live: LiveTask, instance: Instance, *, reserved: bool = False) -> None:
+        """Start the task's call on ``instance``. ``reserved``: the record was stored
+        running on it already and the slot is held; else mark and store it here."""
         record = live.record
-        record.status = TaskStatus.RUNNING
-        record.started_at = time.time()
-        record.instance = instance.host.id
-        record.attempts += 1
+        if not reserved:
+            _mark_running(record, instance)
         self.watchdog.touch(live)
 
         async def reply(ok: bool, data: dict[str, Any]) -> None:
@@ -161,14 +184,35 @@ class TaskLifecycle:
                 ),
                 timeout=record.deadline,
                 instance=instance,
+                reserved=reserved,
             )
         except RoomError as exc:
+            if reserved:
+                self.router.release(instance, record.agent, read_only=record.read_only)
+                if exc.code == ErrorCode.NOT_FOUND:
+                    # Its instance left while the record was being stored: queue it as
+                    # if it had never been given one.
+                    await self._unclaim(live)
+                    return
             await self.done(live, False, exc.to_data())
+            return
+        if reserved:
+            self._push_updated(record)
             return
         try:
             await self._changed(record)
         except TaskStoreError as exc:
             logger.error("task %s: cannot record its start: %s", record.id, exc)
+
+    async def _unclaim(self, live: LiveTask) -> None:
+        record = live.record
+        record.status = TaskStatus.PENDING
+        record.started_at = None
+        record.instance = None
+        record.attempts -= 1
+        await self._save_quietly(record)
+        self.board.enqueue(live, first=True)
+        await self.dispatch(record.agent)
 
     async def _progress(self, live: LiveTask, data: dict[str, Any]) -> None:
         self.watchdog.touch(live)
@@ -244,6 +288,11 @@ class TaskLifecycle:
     async def _changed(self, record: TaskRecord) -> None:
         """Store the record, then push the change to subscribers."""
         await self.store.save(record)
+        self._push_updated(record)
+
+    def _push_updated(self, record: TaskRecord) -> None:
+        if not self.subscriptions.by_connection:
+            return
         self.subscriptions.push(
             "task.updated",
             record,
@@ -262,6 +311,13 @@ class TaskLifecycle:
             await self._changed(record)
         except TaskStoreError as exc:
             logger.error("task %s: cannot be stored: %s", record.id, exc)
+
+
+def _mark_running(record: TaskRecord, instance: Instance) -> None:
+    record.status = TaskStatus.RUNNING
+    record.started_at = time.time()
+    record.instance = instance.host.id
+    record.attempts += 1
 
 
 def _orphan_error(record: TaskRecord) -> dict[str, Any]:

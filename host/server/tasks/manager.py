@@ -126,10 +126,14 @@ class TaskManager:
     ) -> None:
         """Record a direct call of an agent's task tool as a task, answered as a tool call."""
         spec = self.router.agent(origin.principal, target.toolkit)
-        live = await self.lifecycle.create(
-            origin, spec, arguments, deadline=deadline, pinned_host=target.participant_id
+        await self.lifecycle.create(
+            origin,
+            spec,
+            arguments,
+            deadline=deadline,
+            pinned_host=target.participant_id,
+            direct=answer,
         )
-        live.direct = answer
         await self.lifecycle.dispatch(spec.name)
 
     # --- requests ------------------------------------------------------------------------------
