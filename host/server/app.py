@@ -20,7 +20,7 @@ from taskroom.host.protocol import ErrorCode, RoomError
 from taskroom.host.server.participant import Participant
 from taskroom.host.server.peer import DEFAULT_SEND_QUEUE_BYTES, QueuedPeer
 from taskroom.host.server.room import Room
-from taskroom.host.server.ws_batch import batch_sender
+from taskroom.host.server.ws_batch import batch_sender, immediate_writer
 
 logger = logging.getLogger(__name__)
 
@@ -158,6 +158,7 @@ class RoomServer:
             max_queue_bytes=self.max_send_queue_bytes,
             name=f"{token.identity} in {name}",
             send_batch=batch_sender(ws, request),
+            write_now=immediate_writer(ws, request),
         )
         participant = Participant(peer, token)
         self._sockets.add(ws)

@@ -9,7 +9,9 @@ limit is disconnected with a clear close reason, so one slow participant can nei
 block the handler of another (an agent answering a call) nor grow the room's memory.
 When several frames are waiting and the connection can take them together
 (``send_batch``), they leave in one write: a busy room makes fewer system calls the
-busier it gets.
+busier it gets. With ``write_now``, the frames of one loop turn leave from a plain
+callback at the end of it, with no task to wake, whenever the socket can take them
+without waiting; the writer task only steps in when it cannot.
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ class Peer(Protocol):
 SendText = Callable[[str], Awaitable[None]]
 SendBatch = Callable[[list[str]], Awaitable[None]]
 CloseSocket = Callable[[int, str], Awaitable[None]]
+WriteNow = Callable[[list[str]], bool]
+"""Write frames at once if the socket can take them without waiting; False if not."""
 
 
 class QueuedPeer:
@@ -62,9 +66,14 @@ class QueuedPeer:
         max_queue_bytes: int = DEFAULT_SEND_QUEUE_BYTES,
         name: str = "peer",
         send_batch: SendBatch | None = None,
+        write_now: WriteNow | None = None,
     ) -> None:
         self._send_text = send_text
         self._send_batch = send_batch
+        self._write_now = write_now
+        self._flush_soon = False
+        self._writing = False
+        """The writer task is in the middle of a send: what is queued waits for it."""
         self._close_socket = close_socket
         self.max_queue_bytes = max_queue_bytes
         self.name = name
@@ -100,7 +109,27 @@ class QueuedPeer:
             return
         self._queue.append(text)
         self._queued_bytes += size
-        self._wake.set()
+        if self._write_now is None:
+            self._wake.set()
+        elif not self._flush_soon:
+            self._flush_soon = True
+            self._writer.get_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        """Write this turn's frames at once if the socket takes them, else wake the writer."""
+        self._flush_soon = False
+        if self._closed or not self._queue:
+            return
+        if (
+            self._writing
+            or self._write_now is None
+            or self._queued_bytes > MAX_BATCH_BYTES
+            or not self._write_now(list(self._queue))
+        ):
+            self._wake.set()
+            return
+        self._queue.clear()
+        self._queued_bytes = 0
 
     async def _write(self) -> None:
         try:
@@ -110,12 +139,14 @@ class QueuedPeer:
                         return
                     self._wake.clear()
                     await self._wake.wait()
+                self._writing = True
                 if self._send_batch is not None and len(self._queue) > 1:
                     await self._send_batch(self._take_batch())
-                    continue
-                text = self._queue.popleft()
-                self._queued_bytes -= len(text)
-                await self._send_text(text)
+                else:
+                    text = self._queue.popleft()
+                    self._queued_bytes -= len(text)
+                    await self._send_text(text)
+                self._writing = False
         except (ConnectionError, RuntimeError) as exc:
             logger.debug("dropping frames to %s: %s", self.name, exc)
             self._closed = True

@@ -16,6 +16,10 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 SendBatch = Callable[[list[str]], Awaitable[None]]
+WriteNow = Callable[[list[str]], bool]
+
+WRITE_NOW_LIMIT = 64 * 1024
+"""Bytes the socket's buffer may hold for ``write_now`` to add to it without waiting."""
 
 _TEXT_FIN = 0x81
 """FIN bit and the text opcode: every frame the room sends is one whole text message."""
@@ -49,3 +53,25 @@ def batch_sender(ws: web.WebSocketResponse, request: web.Request) -> SendBatch:
         await writer.drain()
 
     return send_batch
+
+
+def immediate_writer(ws: web.WebSocketResponse, request: web.Request) -> WriteNow:
+    """Write frames in one write without awaiting anything, if the connection is
+    uncompressed and open and its socket buffer nearly empty; else leave them (False)
+    to :func:`batch_sender`, which waits for the buffer to drain."""
+    writer = request.writer
+
+    def write_now(texts: list[str]) -> bool:
+        transport = writer.transport
+        if (
+            ws.compress
+            or ws.closed
+            or transport is None
+            or transport.is_closing()
+            or transport.get_write_buffer_size() > WRITE_NOW_LIMIT
+        ):
+            return False
+        transport.write(b"".join(frame_text(text.encode()) for text in texts))
+        return True
+
+    return write_now
