@@ -1,6 +1,7 @@
 """Round trip of a small tool call through a room, against a raw WebSocket echo.
 
-    python bench/room_rtt.py [--calls N] [--seconds S]
+    python bench/room_rtt.py [--calls N] [--seconds S] [--runs N] [--baseline-src DIR]
+                             [--profile FILE]
 
 Three processes for the room path, so none of them steals the others' event loop:
 the room server, a participant hosting an ``echo`` toolkit, and the caller (this
@@ -28,6 +29,7 @@ import json
 import logging
 import os
 import secrets
+import signal
 import statistics
 import sys
 import tempfile
@@ -114,20 +116,35 @@ async def serve_echo() -> None:
 
 
 def child_main(role: str, args: list[str]) -> None:
+    """Run one child. With ``TASKROOM_BENCH_PROFILE=<file>`` the room runs under cProfile
+    and writes its stats to that file when terminated."""
     logging.basicConfig(level=logging.WARNING)
     servers: dict[str, Callable[..., Awaitable[None]]] = {
         "room": serve_room,
         "host": serve_host,
         "echo": serve_echo,
     }
-    with contextlib.suppress(KeyboardInterrupt):
-        main = servers[role](*args)
-        if role == "room" and os.environ.get("TASKROOM_BENCH_LOOP") == "uvloop":
-            import uvloop
+    profile_to = os.environ.get("TASKROOM_BENCH_PROFILE") if role == "room" else None
+    profiler = None
+    if profile_to:
+        import cProfile
 
-            uvloop.run(main)
-        else:
-            asyncio.run(main)
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        profiler = cProfile.Profile()
+        profiler.enable()
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            main = servers[role](*args)
+            if role == "room" and os.environ.get("TASKROOM_BENCH_LOOP") == "uvloop":
+                import uvloop
+
+                uvloop.run(main)
+            else:
+                asyncio.run(main)
+    finally:
+        if profiler is not None and profile_to:
+            profiler.disable()
+            profiler.dump_stats(profile_to)
 
 
 class Child:
@@ -517,9 +534,16 @@ def main(argv: list[str] | None = None) -> int:
         metavar="DIR",
         help="another checkout whose room to measure in the same runs (e.g. the base commit)",
     )
+    parser.add_argument(
+        "--profile", metavar="FILE", help="run this checkout's room under cProfile, stats here"
+    )
     args = parser.parse_args(argv)
     os.environ["TASKROOM_BENCH_LOOP"] = args.loop
-    baseline = source_env(args.baseline_src) if args.baseline_src else None
+    if args.profile:
+        os.environ["TASKROOM_BENCH_PROFILE"] = os.path.abspath(args.profile)
+    baseline = None
+    if args.baseline_src:
+        baseline = {**source_env(args.baseline_src), "TASKROOM_BENCH_PROFILE": ""}
     started = time.perf_counter()
     runs = [asyncio.run(run(args.calls, args.seconds, baseline)) for _ in range(args.runs)]
     report(combine(runs), time.perf_counter() - started, args.runs)

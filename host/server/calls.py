@@ -89,7 +89,7 @@ class PendingCall:
             "toolkit": self.target.toolkit,
             "tool": self.target.tool,
             "arguments": arguments,
-            "caller": self.origin.principal.info.model_dump(),
+            "caller": self.origin.principal.info_data,
             "on_behalf_of": behalf.model_dump() if behalf else None,
             "task_id": self.origin.task_id,
             "read_only": self.origin.read_only,

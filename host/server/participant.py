@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 from taskroom.host.auth.tokens import ParticipantToken
 from taskroom.host.protocol.messages import ParticipantInfo
@@ -32,6 +34,12 @@ class Principal:
 
     def allows(self, grant: str) -> bool:
         return "*" in self.grants or grant in self.grants
+
+    @functools.cached_property
+    def info_data(self) -> dict[str, Any]:
+        """``info`` as a dict, built once: every call and task the principal starts
+        carries it. Shared: copy it before changing it."""
+        return self.info.model_dump()
 
 
 class Participant:
