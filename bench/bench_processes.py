@@ -22,9 +22,11 @@ SECRET = "bench-secret-" + "x" * 32
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of process ``pid`` so far (all its threads), from /proc."""
-    with open(f"/proc/{pid}/stat") as f:
+def cpu_seconds(pid: int, *, main_thread: bool = False) -> float:
+    """User + system CPU time of process ``pid`` so far, from /proc: all its threads, or
+    with ``main_thread`` only the one running its event loop (whose id is the pid's)."""
+    path = f"/proc/{pid}/task/{pid}/stat" if main_thread else f"/proc/{pid}/stat"
+    with open(path) as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 

@@ -161,10 +161,10 @@ class Child:
             raise RuntimeError(f"the {self.role} process did not start (said {text!r})")
         return text.split()[1]
 
-    def cpu_seconds(self) -> float:
-        """User + system CPU time of the process so far."""
+    def cpu_seconds(self, *, main_thread: bool = False) -> float:
+        """User + system CPU time of the process (or of its main thread) so far."""
         assert self.proc is not None
-        return cpu_seconds(self.proc.pid)
+        return cpu_seconds(self.proc.pid, main_thread=main_thread)
 
     async def stop(self) -> None:
         if self.proc is None or self.proc.returncode is not None:
@@ -182,9 +182,9 @@ class Child:
 
 async def throughput(
     client: Any, room: Child, agents: list[Child], tasks: int, inflight: int
-) -> tuple[float, float, float]:
-    """(tasks/s, room CPU ms per task, agent CPU ms per task) with ``inflight`` tasks
-    started-and-waited at once."""
+) -> tuple[float, float, float, float]:
+    """(tasks/s, room CPU ms per task, of it the room's event-loop thread, agent CPU ms
+    per task) with ``inflight`` tasks started-and-waited at once."""
     counter = iter(range(tasks))
     failed = 0
 
@@ -198,13 +198,16 @@ async def throughput(
                 failed += 1
 
     agent_cpu0 = sum(a.cpu_seconds() for a in agents)
+    loop0 = room.cpu_seconds(main_thread=True)
     cpu0, t0 = room.cpu_seconds(), time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(inflight)))
     elapsed, cpu = time.perf_counter() - t0, room.cpu_seconds() - cpu0
+    loop_cpu = room.cpu_seconds(main_thread=True) - loop0
     agent_cpu = sum(a.cpu_seconds() for a in agents) - agent_cpu0
     if failed:
         raise RuntimeError(f"{failed} of {tasks} tasks did not complete")
-    return tasks / elapsed, cpu / tasks * 1e3, agent_cpu / tasks * 1e3
+    per_task = 1e3 / tasks
+    return tasks / elapsed, cpu * per_task, loop_cpu * per_task, agent_cpu * per_task
 
 
 async def queue_cost(
@@ -266,7 +269,7 @@ async def run_once(args: argparse.Namespace, env: dict[str, str], samples: Sampl
             await asyncio.gather(*(a.start() for a in agents))
             try:
                 await throughput(client, room, agents, min(500, args.tasks), args.inflight)
-                rate, cpu, agent_cpu = await throughput(
+                rate, cpu, loop_cpu, agent_cpu = await throughput(
                     client, room, agents, args.tasks, args.inflight
                 )
             finally:
@@ -274,6 +277,7 @@ async def run_once(args: argparse.Namespace, env: dict[str, str], samples: Sampl
                     await a.stop()
             samples.setdefault("tasks/s", []).append(rate)
             samples.setdefault("cpu", []).append(cpu)
+            samples.setdefault("loop cpu", []).append(loop_cpu)
             samples.setdefault("agent cpu", []).append(agent_cpu)
     finally:
         await room.stop()
@@ -300,6 +304,7 @@ async def run(args: argparse.Namespace) -> dict[str, Samples]:
 ROWS = [
     ("tasks/s", "tasks/s", "{:,.0f}"),
     ("room CPU per task, ms", "cpu", "{:.3f}"),
+    ("  of it the event loop's thread, ms", "loop cpu", "{:.3f}"),
     ("agent process CPU per task, ms", "agent cpu", "{:.3f}"),
 ]
 
