@@ -1,0 +1,76 @@
+"""A task given an instance at once is stored once, already running, before its call
+leaves; the slot it takes is held while that write is in flight."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from taskroom.host.protocol import Frame
+
+from .harness import Harness, peer
+
+
+@pytest.fixture
+async def h(tmp_path):
+    harness = await Harness.create(tmp_path / "tasks.sqlite3")
+    yield harness
+    await harness.close()
+
+
+async def test_the_record_is_running_in_the_store_before_the_call_leaves(h):
+    runner = await h.host_agent("runner", "worker")
+    alice = await h.join("alice")
+    rid = await h.send(alice, "tasks.start", {"agent": "worker"})
+    call = await h.next_call(runner)
+    stored = await h.store.get("unit", call["data"]["task_id"])
+    assert stored is not None
+    assert (stored.status, stored.attempts, stored.instance) == ("running", 1, runner.id)
+    started = await h.answer_of(alice, rid)
+    assert started["tasks"][0]["status"] == "running"
+
+
+async def test_starts_in_flight_together_do_not_overfill_an_instance(h):
+    runner = await h.host_agent("runner", "worker", metadata={"max_concurrency": 1})
+    alice = await h.join("alice")
+    first, second = 101, 102
+    await asyncio.gather(
+        *(
+            h.room.dispatch(alice, Frame(id=rid, type="tasks.start", data={"agent": "worker"}))
+            for rid in (first, second)
+        )
+    )
+    statuses = sorted(
+        [
+            (await h.answer_of(alice, first))["tasks"][0]["status"],
+            (await h.answer_of(alice, second))["tasks"][0]["status"],
+        ]
+    )
+    assert statuses == ["pending", "running"]
+    call = await h.next_call(runner)
+    assert [f for f in peer(runner).frames if f["type"] == "tool.call"] == []
+    await h.reply(runner, call, {"ok": True})
+    await h.reply(runner, await h.next_call(runner), {"ok": True})
+
+
+async def test_an_instance_leaving_during_the_write_leaves_the_task_queued(h):
+    runner = await h.host_agent("runner", "worker")
+    alice = await h.join("alice")
+    starting = asyncio.create_task(h.send(alice, "tasks.start", {"agent": "worker"}))
+    await asyncio.sleep(0)  # the start is now waiting for its write
+    await h.room.leave(runner)
+    started = await h.answer_of(alice, await starting)
+    (task_id,) = started["task_ids"]
+    snapshot = await h.request(alice, "tasks.get", {"task_id": task_id})
+    assert (snapshot["status"], snapshot["attempts"], snapshot["instance"]) == ("pending", 0, None)
+    stored = await h.store.get("unit", task_id)
+    assert stored is not None and (stored.status, stored.attempts) == ("pending", 0)
+    assert not [f for f in peer(runner).frames if f["type"] == "tool.call"]
+    again = await h.host_agent("runner", "worker")
+    call = await h.next_call(again)
+    assert call["data"]["task_id"] == task_id
+    await h.reply(again, call, {"ok": True})
+    waited = await h.request(alice, "tasks.wait", {"task_id": task_id, "timeout": 2})
+    assert waited["tasks"][0]["status"] == "completed"
+    assert waited["tasks"][0]["attempts"] == 1
