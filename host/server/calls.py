@@ -51,6 +51,10 @@ class Answer:
     progress: Progress
     caller: Participant | None = None
     ref: str | int | None = None
+    detached: bool = False
+    """The host's answer is replied to in a task of its own, so the host's connection
+    reads its next frame at once rather than after ``reply`` (a task's, which stores
+    the outcome first): answers arriving together are then stored together."""
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,8 @@ class CallRouter:
         self._order = itertools.count()
         self._serving: collections.Counter[tuple[str, bool]] = collections.Counter()
         """(identity, read_only) → calls in flight that identity serves."""
+        self._replying: set[asyncio.Task[None]] = set()
+        """Detached replies under way (held so they are not collected mid-way)."""
 
     # --- where a call comes from --------------------------------------------------------
 
@@ -283,7 +285,11 @@ class CallRouter:
             ).to_data(),
         )
 
-    async def _finish(self, call: PendingCall, ok: bool, data: dict[str, Any]) -> None:
+    async def _finish(
+        self, call: PendingCall, ok: bool, data: dict[str, Any], *, from_host: bool = False
+    ) -> None:
+        """Settle ``call`` once. A host's answer to a call whose answer is ``detached``
+        is replied to in its own task; every other outcome is awaited here."""
         if call.done:
             return
         call.done = True
@@ -299,7 +305,17 @@ class CallRouter:
         self._serving[serving] -= 1
         if self._serving[serving] <= 0:
             del self._serving[serving]
+        if from_host and call.answer.detached:
+            task = asyncio.get_running_loop().create_task(call.answer.reply(ok, data))
+            self._replying.add(task)
+            task.add_done_callback(self._replied)
+            return
         await call.answer.reply(ok, data)
+
+    def _replied(self, task: asyncio.Task[None]) -> None:
+        self._replying.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("recording an answer failed", exc_info=task.exception())
 
     # --- frames from hosts ------------------------------------------------------------------
 
@@ -310,7 +326,7 @@ class CallRouter:
             return
         if not ok and not isinstance(data.get("details", {}), dict):
             data = {**data, "details": {"value": data.get("details")}}
-        await self._finish(call, ok, data)
+        await self._finish(call, ok, data, from_host=True)
 
     async def on_progress(self, p: Participant, call_id: str, data: dict[str, Any]) -> None:
         call = self.calls.get(call_id)

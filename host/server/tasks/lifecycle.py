@@ -181,6 +181,7 @@ class TaskLifecycle:
                     progress,
                     live.direct.caller if live.direct else None,
                     live.direct.ref if live.direct else None,
+                    detached=True,
                 ),
                 timeout=record.deadline,
                 instance=instance,

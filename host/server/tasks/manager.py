@@ -218,8 +218,8 @@ class TaskManager:
         reason = f"cancelled by {p.name}"
         for record in records:
             live = self.live.get(record.id)
-            if live is None:
-                continue
+            if live is None or (live.call is not None and live.call.done):
+                continue  # gone, or answered and being recorded: too late to cancel
             cancelled.append(record.id)
             if live.call is not None:
                 await self.router.cancel(live.call, reason)
