@@ -50,7 +50,7 @@ class CallRouter:
         self._order = itertools.count()
         self._serving: collections.Counter[tuple[str, bool]] = collections.Counter()
         """(identity, read_only) → calls in flight that identity serves."""
-        self._replying: set[asyncio.Task[None]] = set()
+        self._replying: set[asyncio.Future[None]] = set()
         """Detached replies under way (held so they are not collected mid-way)."""
 
     # --- where a call comes from --------------------------------------------------------
@@ -306,13 +306,13 @@ class CallRouter:
         if self._serving[serving] <= 0:
             del self._serving[serving]
         if from_host and call.answer.detached:
-            task = asyncio.get_running_loop().create_task(call.answer.reply(ok, data))
+            task = asyncio.ensure_future(call.answer.reply(ok, data))
             self._replying.add(task)
             task.add_done_callback(self._replied)
             return
         await call.answer.reply(ok, data)
 
-    def _replied(self, task: asyncio.Task[None]) -> None:
+    def _replied(self, task: asyncio.Future[None]) -> None:
         self._replying.discard(task)
         if not task.cancelled() and task.exception() is not None:
             logger.error("recording an answer failed", exc_info=task.exception())
