@@ -74,3 +74,22 @@ async def test_an_instance_leaving_during_the_write_leaves_the_task_queued(h):
     waited = await h.request(alice, "tasks.wait", {"task_id": task_id, "timeout": 2})
     assert waited["tasks"][0]["status"] == "completed"
     assert waited["tasks"][0]["attempts"] == 1
+
+
+async def test_an_answer_being_recorded_is_not_reported_cancelled(h):
+    runner = await h.host_agent("runner", "worker", metadata={"max_concurrency": 1})
+    alice = await h.join("alice")
+    starts = [await h.request(alice, "tasks.start", {"agent": "worker"}) for _ in range(3)]
+    await h.reply(runner, await h.next_call(runner), {"ok": 1})
+    # The second task started with the third queued behind it, so its answer is
+    # recorded in a task of its own: the cancel that follows at once finds it
+    # answered, and must not claim to have cancelled it.
+    call = await h.next_call(runner)
+    (task_id,) = starts[1]["task_ids"]
+    assert call["data"]["task_id"] == task_id
+    await h.reply(runner, call, {"ok": 2})
+    cancelled = await h.request(alice, "tasks.cancel", {"task_id": task_id})
+    assert cancelled["cancelled"] == []
+    waited = await h.request(alice, "tasks.wait", {"task_id": task_id, "timeout": 2})
+    assert waited["tasks"][0]["status"] == "completed"
+    await h.reply(runner, await h.next_call(runner), {"ok": 3})

@@ -181,7 +181,11 @@ class TaskLifecycle:
                     progress,
                     live.direct.caller if live.direct else None,
                     live.direct.ref if live.direct else None,
-                    detached=True,
+                    # With tasks queued behind it, recording its answer must not hold up
+                    # its host's connection: each recorded answer dispatches the next task,
+                    # and answers that arrive together are then recorded and dispatched
+                    # together. Without a queue, inline answers batch better.
+                    detached=record.agent in self.board.queues,
                 ),
                 timeout=record.deadline,
                 instance=instance,
