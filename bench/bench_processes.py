@@ -54,6 +54,55 @@ def source_env(checkout: str) -> dict[str, str]:
     return {"PYTHONPATH": os.pathsep.join(filter(None, [str(links), os.environ.get("PYTHONPATH")]))}
 
 
+class ScriptChild:
+    """A process running its bench script's own ``_serve ROLE ARGS...`` entry; it prints
+    ``READY <port>`` when up. Subclasses name the script."""
+
+    script: str = ""
+
+    def __init__(self, role: str, *args: str, env: dict[str, str] | None = None) -> None:
+        self.role = role
+        self.args = args
+        self.env = env or {}
+        self.proc: asyncio.subprocess.Process | None = None
+
+    async def start(self, timeout: float = 20.0) -> str:
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            self.script,
+            "_serve",
+            self.role,
+            *self.args,
+            stdout=asyncio.subprocess.PIPE,
+            env={**os.environ, **self.env, "PYTHONUNBUFFERED": "1"},
+        )
+        assert self.proc.stdout is not None
+        try:
+            line = await asyncio.wait_for(self.proc.stdout.readline(), timeout)
+        except TimeoutError:
+            line = b""
+        text = line.decode().strip()
+        if not text.startswith("READY "):
+            await self.stop()
+            raise RuntimeError(f"the {self.role} process did not start (said {text!r})")
+        return text.split()[1]
+
+    def cpu_seconds(self, *, main_thread: bool = False) -> float:
+        """User + system CPU time of the process (or of its main thread) so far."""
+        assert self.proc is not None
+        return cpu_seconds(self.proc.pid, main_thread=main_thread)
+
+    async def stop(self) -> None:
+        if self.proc is None or self.proc.returncode is not None:
+            return
+        self.proc.terminate()
+        try:
+            await asyncio.wait_for(self.proc.wait(), 5)
+        except TimeoutError:
+            self.proc.kill()
+            await self.proc.wait()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

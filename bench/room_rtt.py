@@ -38,7 +38,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bench_processes import cpu_seconds, source_env
+from bench_processes import ScriptChild, source_env
 
 HOST = "127.0.0.1"
 SCRIPT = os.path.abspath(__file__)
@@ -147,49 +147,10 @@ def child_main(role: str, args: list[str]) -> None:
             profiler.dump_stats(profile_to)
 
 
-class Child:
+class Child(ScriptChild):
     """A server process started from this file; it prints ``READY <port>`` when up."""
 
-    def __init__(self, role: str, *args: str, env: dict[str, str] | None = None) -> None:
-        self.role = role
-        self.args = args
-        self.env = env or {}
-        self.proc: asyncio.subprocess.Process | None = None
-
-    async def start(self, timeout: float = 15.0) -> str:
-        self.proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            SCRIPT,
-            "_serve",
-            self.role,
-            *self.args,
-            stdout=asyncio.subprocess.PIPE,
-            env={**os.environ, **self.env, "PYTHONUNBUFFERED": "1"},
-        )
-        assert self.proc.stdout is not None
-        try:
-            line = await asyncio.wait_for(self.proc.stdout.readline(), timeout)
-        except TimeoutError:
-            line = b""
-        text = line.decode().strip()
-        if not text.startswith("READY "):
-            await self.stop()
-            raise RuntimeError(f"the {self.role} process did not start (said {text!r})")
-        return text.split()[1]
-
-    def cpu_seconds(self) -> float:
-        assert self.proc is not None
-        return cpu_seconds(self.proc.pid)
-
-    async def stop(self) -> None:
-        if self.proc is None or self.proc.returncode is not None:
-            return
-        self.proc.terminate()
-        try:
-            await asyncio.wait_for(self.proc.wait(), 5)
-        except TimeoutError:
-            self.proc.kill()
-            await self.proc.wait()
+    script = SCRIPT
 
 
 # --- the caller -----------------------------------------------------------------------------
