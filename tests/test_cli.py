@@ -131,6 +131,52 @@ def test_up_starts_the_workspace_runner_over_its_folder(up: Up) -> None:
     assert "workspace-task-runner.workspace.list done" in result.stderr
 
 
+def test_up_no_shell_leaves_the_shell_out_of_the_workspace_runner(up: Up, tmp_path: Path) -> None:
+    # The scripted LLM calls every tool it is offered once: the default room offers shell
+    # to a task that is not read_only, `up --no-shell` does not.
+    offered = up.run("invoke", "workspace-task-runner", "--prompt", "Tidy up")
+    assert offered.returncode == 0, offered.stderr
+    assert "workspace-task-runner.workspace.shell" in offered.stderr
+    port = free_port()
+    log = tmp_path / "up.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [TASKROOM, "up", "--port", str(port), "--no-shell"],
+            cwd=tmp_path,
+            env=user_env(),
+            stdout=out,
+            stderr=out,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 90
+        while "serving" not in log.read_text():
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        result = taskroom(
+            "invoke",
+            "workspace-task-runner",
+            "--prompt",
+            "Tidy up",
+            "--room",
+            ROOM,
+            "--url",
+            f"http://127.0.0.1:{port}",
+            cwd=tmp_path,
+        )
+        assert result.returncode == 0, result.stderr
+        assert "workspace-task-runner.workspace.write done" in result.stderr
+        assert "workspace.shell" not in result.stderr
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+
+
 # --- item 1: the weather example ----------------------------------------------------------
 
 

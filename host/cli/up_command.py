@@ -41,6 +41,14 @@ def up_command(
     workspace: Annotated[
         Path, typer.Option(help="Folder the workspace-task-runner works in.")
     ] = Path("."),
+    no_shell: Annotated[
+        bool,
+        typer.Option(
+            "--no-shell",
+            help="Leave the shell tool out of the workspace-task-runner (it is offered to "
+            "tasks that are not read_only otherwise).",
+        ),
+    ] = False,
     data_dir: DataDirOpt = DEFAULT_DATA_DIR,
     demo: Annotated[
         bool, typer.Option("--demo", help="Invoke the LLM task runners once; print the results.")
@@ -63,7 +71,9 @@ def up_command(
         fail(f"--workspace {workspace} is not a folder")
     setup_logging(verbose)
     try:
-        asyncio.run(_up(port, room, workspace.resolve(), data_dir, demo, exit_after_demo))
+        asyncio.run(
+            _up(port, room, workspace.resolve(), not no_shell, data_dir, demo, exit_after_demo)
+        )
     except KeyboardInterrupt:
         pass
     except (TokenError, TaskStoreError) as exc:
@@ -75,7 +85,13 @@ def up_command(
 
 
 async def _up(
-    port: int, room: str, workspace: Path, data_dir: Path, demo: bool, exit_after_demo: bool
+    port: int,
+    room: str,
+    workspace: Path,
+    shell: bool,
+    data_dir: Path,
+    demo: bool,
+    exit_after_demo: bool,
 ) -> None:
     from taskroom.agents import DynamicLLMTaskRunner, LLMTaskRunner, OpenAIResponsesAdapter
     from taskroom.agents.workspace_runner import WorkspaceTaskRunner
@@ -109,6 +125,7 @@ async def _up(
             "/workspace-task-runner",
             lambda: WorkspaceTaskRunner(
                 workspace,
+                shell=shell,
                 # A real model is reached by name through the provider table; the scripted
                 # LLM answers any model name at its one URL.
                 llm_adapter=OpenAIResponsesAdapter(**adapter_options) if adapter_options else None,
