@@ -93,3 +93,43 @@ async def test_an_answer_being_recorded_is_not_reported_cancelled(h):
     waited = await h.request(alice, "tasks.wait", {"task_id": task_id, "timeout": 2})
     assert waited["tasks"][0]["status"] == "completed"
     await h.reply(runner, await h.next_call(runner), {"ok": 3})
+
+
+async def test_a_queued_task_is_stored_running_before_its_call_leaves(h):
+    """A task that waited in the queue is, like one started at once, durable as running
+    before its host hears of it: a room that dies in between must not run it again."""
+    runner = await h.host_agent("runner", "worker", metadata={"max_concurrency": 1})
+    alice = await h.join("alice")
+    await h.send(alice, "tasks.start", {"agent": "worker"})
+    queued_rid = await h.send(alice, "tasks.start", {"agent": "worker"})
+    (queued_id,) = (await h.answer_of(alice, queued_rid))["task_ids"]
+    first = await h.next_call(runner)
+    assert (await h.store.get("unit", queued_id)).status == "pending"
+    await h.reply(runner, first, {"ok": True})
+    second = await h.next_call(runner)
+    assert second["data"]["task_id"] == queued_id
+    stored = await h.store.get("unit", queued_id)
+    assert stored is not None
+    assert (stored.status, stored.attempts, stored.instance) == ("running", 1, runner.id)
+    await h.reply(runner, second, {"ok": True})
+
+
+async def test_a_queued_task_cancelled_while_its_start_is_stored_never_reaches_its_host(h):
+    runner = await h.host_agent("runner", "worker", metadata={"max_concurrency": 1})
+    alice = await h.join("alice")
+    await h.send(alice, "tasks.start", {"agent": "worker"})
+    queued_rid = await h.send(alice, "tasks.start", {"agent": "worker"})
+    (queued_id,) = (await h.answer_of(alice, queued_rid))["task_ids"]
+    first = await h.next_call(runner)
+    answering = asyncio.create_task(h.reply(runner, first, {"ok": True}))
+    for _ in range(200):  # until the queued task is taken: its start is being stored
+        if h.room.tasks.live[queued_id].record.status == "running":
+            break
+        await asyncio.sleep(0)
+    assert h.room.tasks.live[queued_id].call is None
+    await h.request(alice, "tasks.cancel", {"task_id": queued_id})
+    await answering
+    waited = await h.request(alice, "tasks.wait", {"task_id": queued_id, "timeout": 2})
+    assert waited["tasks"][0]["status"] == "cancelled"
+    await asyncio.sleep(0.05)
+    assert not [f for f in peer(runner).frames if f["type"] == "tool.call"]

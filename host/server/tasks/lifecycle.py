@@ -155,12 +155,24 @@ class TaskLifecycle:
                 if not self.router.requeue_safe(agent) or live.record.attempts >= MAX_REQUEUES:
                     await self.done(live, False, _orphan_error(live.record))
                     continue
-            await self._run(live, instance)
+            # Stored running before its call leaves, as in create: a room that dies in
+            # between must find it started, or it would run again where that is not safe.
+            self.router.reserve(instance, agent, read_only=live.record.read_only)
+            _mark_running(live.record, instance)
+            try:
+                await self.store.save(live.record)
+            except TaskStoreError as exc:
+                logger.error("task %s: cannot record its start: %s", live.record.id, exc)
+            await self._run(live, instance, reserved=True)
 
     async def _run(self, live: LiveTask, instance: Instance, *, reserved: bool = False) -> None:
         """Start the task's call on ``instance``. ``reserved``: the record was stored
         running on it already and the slot is held; else mark and store it here."""
         record = live.record
+        if reserved and record.finished:
+            # Cancelled while its start was being stored: its call never leaves.
+            self.router.release(instance, record.agent, read_only=record.read_only)
+            return
         if not reserved:
             _mark_running(record, instance)
         self.watchdog.touch(live)
