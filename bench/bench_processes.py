@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 import httpx2 as httpx
 
@@ -101,6 +105,32 @@ class ScriptChild:
         except TimeoutError:
             self.proc.kill()
             await self.proc.wait()
+
+
+def run_child(main: Coroutine[Any, Any, None], *, room: bool) -> None:
+    """Run a bench child's server coroutine until terminated. For the room, with
+    ``TASKROOM_BENCH_PROFILE=<file>`` it runs under cProfile and writes its stats there
+    when terminated; with ``TASKROOM_BENCH_LOOP=uvloop`` it runs on uvloop."""
+    profile_to = os.environ.get("TASKROOM_BENCH_PROFILE") if room else None
+    profiler = None
+    if profile_to:
+        import cProfile
+
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        profiler = cProfile.Profile()
+        profiler.enable()
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            if room and os.environ.get("TASKROOM_BENCH_LOOP") == "uvloop":
+                import uvloop
+
+                uvloop.run(main)
+            else:
+                asyncio.run(main)
+    finally:
+        if profiler is not None and profile_to:
+            profiler.disable()
+            profiler.dump_stats(profile_to)
 
 
 def free_port() -> int:

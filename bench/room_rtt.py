@@ -29,7 +29,6 @@ import json
 import logging
 import os
 import secrets
-import signal
 import statistics
 import sys
 import tempfile
@@ -38,7 +37,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bench_processes import ScriptChild, source_env
+from bench_processes import ScriptChild, run_child, source_env
 
 HOST = "127.0.0.1"
 SCRIPT = os.path.abspath(__file__)
@@ -116,35 +115,14 @@ async def serve_echo() -> None:
 
 
 def child_main(role: str, args: list[str]) -> None:
-    """Run one child. With ``TASKROOM_BENCH_PROFILE=<file>`` the room runs under cProfile
-    and writes its stats to that file when terminated."""
+    """Run one child (profiling and the event loop: see ``run_child``)."""
     logging.basicConfig(level=logging.WARNING)
     servers: dict[str, Callable[..., Awaitable[None]]] = {
         "room": serve_room,
         "host": serve_host,
         "echo": serve_echo,
     }
-    profile_to = os.environ.get("TASKROOM_BENCH_PROFILE") if role == "room" else None
-    profiler = None
-    if profile_to:
-        import cProfile
-
-        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-        profiler = cProfile.Profile()
-        profiler.enable()
-    try:
-        with contextlib.suppress(KeyboardInterrupt):
-            main = servers[role](*args)
-            if role == "room" and os.environ.get("TASKROOM_BENCH_LOOP") == "uvloop":
-                import uvloop
-
-                uvloop.run(main)
-            else:
-                asyncio.run(main)
-    finally:
-        if profiler is not None and profile_to:
-            profiler.disable()
-            profiler.dump_stats(profile_to)
+    run_child(servers[role](*args), room=role == "room")
 
 
 class Child(ScriptChild):

@@ -28,18 +28,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import os
 import secrets
-import signal
 import statistics
 import sys
 import tempfile
 import time
 from typing import Any
 
-from bench_processes import ScriptChild, source_env
+from bench_processes import ScriptChild, run_child, source_env
 
 HOST = "127.0.0.1"
 ROOM = "throughput"
@@ -104,31 +102,9 @@ async def serve_agent(port: str, secret: str, concurrency: str, gated: str = "")
 
 
 def child_main(role: str, args: list[str]) -> None:
-    """Run one child. With ``TASKROOM_BENCH_PROFILE=<file>`` the room runs under cProfile
-    and writes its stats to that file when terminated; with ``TASKROOM_BENCH_LOOP=uvloop``
-    it runs on uvloop."""
+    """Run one child (profiling and the event loop: see ``run_child``)."""
     logging.basicConfig(level=logging.WARNING)
-    profile_to = os.environ.get("TASKROOM_BENCH_PROFILE") if role == "room" else None
-    profiler = None
-    if profile_to:
-        import cProfile
-
-        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-        profiler = cProfile.Profile()
-        profiler.enable()
-    try:
-        with contextlib.suppress(KeyboardInterrupt):
-            main = serve_room(*args) if role == "room" else serve_agent(*args)
-            if role == "room" and os.environ.get("TASKROOM_BENCH_LOOP") == "uvloop":
-                import uvloop
-
-                uvloop.run(main)
-            else:
-                asyncio.run(main)
-    finally:
-        if profiler is not None and profile_to:
-            profiler.disable()
-            profiler.dump_stats(profile_to)
+    run_child(serve_room(*args) if role == "room" else serve_agent(*args), room=role == "room")
 
 
 class Child(ScriptChild):
