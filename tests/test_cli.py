@@ -3,6 +3,7 @@ example as separate processes, with the scripted LLM `taskroom up` falls back to
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -73,15 +74,14 @@ class Up:
         return taskroom(*args, "--room", ROOM, "--url", self.url, cwd=self.folder, **kw)
 
 
-@pytest.fixture(scope="module")
-def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
-    folder = tmp_path_factory.mktemp("project")
-    (folder / "notes.md").write_text("# Notes\n")
+@contextlib.contextmanager
+def running_up(folder: Path, *args: str) -> Iterator[Up]:
+    """`taskroom up` run in ``folder`` on a free port until it says it is serving."""
     port = free_port()
-    log = folder.parent / "up.log"
+    log = folder.parent / f"up-{port}.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [TASKROOM, "up", "--port", str(port)],
+            [TASKROOM, "up", "--port", str(port), *args],
             cwd=folder,
             env=user_env(),
             stdout=out,
@@ -106,6 +106,14 @@ def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(5)
+
+
+@pytest.fixture(scope="module")
+def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
+    folder = tmp_path_factory.mktemp("project")
+    (folder / "notes.md").write_text("# Notes\n")
+    with running_up(folder) as started:
+        yield started
 
 
 # --- taskroom up -------------------------------------------------------------------------
@@ -137,44 +145,13 @@ def test_up_no_shell_leaves_the_shell_out_of_the_workspace_runner(up: Up, tmp_pa
     offered = up.run("invoke", "workspace-task-runner", "--prompt", "Tidy up")
     assert offered.returncode == 0, offered.stderr
     assert "workspace-task-runner.workspace.shell" in offered.stderr
-    port = free_port()
-    log = tmp_path / "up.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [TASKROOM, "up", "--port", str(port), "--no-shell"],
-            cwd=tmp_path,
-            env=user_env(),
-            stdout=out,
-            stderr=out,
-            start_new_session=True,
-        )
-    try:
-        deadline = time.monotonic() + 90
-        while "serving" not in log.read_text():
-            assert proc.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.2)
-        result = taskroom(
-            "invoke",
-            "workspace-task-runner",
-            "--prompt",
-            "Tidy up",
-            "--room",
-            ROOM,
-            "--url",
-            f"http://127.0.0.1:{port}",
-            cwd=tmp_path,
-        )
-        assert result.returncode == 0, result.stderr
-        assert "workspace-task-runner.workspace.write done" in result.stderr
-        assert "workspace.shell" not in result.stderr
-    finally:
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
+    project = tmp_path / "project"
+    project.mkdir()
+    with running_up(project, "--no-shell") as no_shell:
+        result = no_shell.run("invoke", "workspace-task-runner", "--prompt", "Tidy up")
+    assert result.returncode == 0, result.stderr
+    assert "workspace-task-runner.workspace.write done" in result.stderr
+    assert "workspace.shell" not in result.stderr
 
 
 # --- item 1: the weather example ----------------------------------------------------------
