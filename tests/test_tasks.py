@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 import time
 
@@ -93,6 +94,40 @@ async def test_cancel_during_slow_llm_call_ends_within_a_second(join, agent, llm
     assert cancelled["cancelled"] == [task_id]
     waited = await alice.tasks.wait(task_id, timeout=5)
     assert time.monotonic() - began < 1.0
+    assert waited["tasks"][0]["status"] == "cancelled"
+    for _ in range(50):
+        if llm.requests[0].finished_at is not None:
+            break
+        await asyncio.sleep(0.02)
+    assert llm.requests[0].finished_at is not None, "the LLM request was not aborted"
+
+
+async def test_run_is_one_request_that_answers_when_the_task_ends(join, agent, llm):
+    alice = await join()
+    sent: list[str] = []
+    real_send = alice.send_text
+
+    async def counting_send(text: str) -> None:
+        sent.append(text)
+        await real_send(text)
+
+    alice.send_text = counting_send  # type: ignore[method-assign]
+    task = await alice.tasks.run("llm-task-runner", {"prompt": "Summarise"}, timeout=10)
+    assert task["status"] == "completed" and "Summarise" in task["result"]["result"]
+    assert [json.loads(t)["type"] for t in sent] == ["tasks.start"]
+
+
+async def test_cancelling_a_run_cancels_its_task_and_the_llm_request(join, agent, llm):
+    llm.script(hang())
+    alice = await join()
+    running = asyncio.create_task(alice.tasks.run("llm-task-runner", {"prompt": "slow"}))
+    while not llm.requests:
+        await asyncio.sleep(0.02)
+    running.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    (task,) = (await alice.tasks.list(agent="llm-task-runner"))["tasks"]
+    waited = await alice.tasks.wait(task["id"], timeout=5)
     assert waited["tasks"][0]["status"] == "cancelled"
     for _ in range(50):
         if llm.requests[0].finished_at is not None:

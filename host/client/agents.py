@@ -74,22 +74,29 @@ class AgentsClient:
         A failed or cancelled task raises RoomError with the task's error; cancelling the
         awaiting coroutine cancels the task, so no LLM call runs on for nobody.
         """
-        started = await self.room.tasks.start(agent, arguments or {})
-        task_id: str = started["task_ids"][0]
-        try:
-            task = await self._wait(task_id, timeout)
-        except asyncio.CancelledError:
-            await asyncio.shield(self.room.tasks.cancel(task_id))
-            raise
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        first = WAIT_STEP if timeout is None else max(0.0, min(WAIT_STEP, timeout))
+        task = await self.room.tasks.run(agent, arguments or {}, timeout=first)
+        task_id: str = task["id"]
+        if task["status"] not in FINISHED:
+            try:
+                task = await self._wait(task_id, deadline, timeout)
+            except asyncio.CancelledError:
+                await asyncio.shield(self.room.tasks.cancel(task_id))
+                raise
         if task["status"] != "completed":
             if task.get("error"):
                 raise RoomError.from_data(task["error"])
             raise RoomError(ErrorCode.FAILED, f"task {task_id} ended {task['status']}")
         return wrap_response(task["result"])
 
-    async def _wait(self, task_id: str, timeout: float | None) -> dict[str, Any]:
+    async def _wait(
+        self, task_id: str, deadline: float | None, timeout: float | None
+    ) -> dict[str, Any]:
+        """Wait in steps until the task has finished or the loop's clock passes
+        ``deadline``."""
         loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else loop.time() + timeout
         while True:
             step = WAIT_STEP if deadline is None else min(WAIT_STEP, deadline - loop.time())
             if step <= 0:

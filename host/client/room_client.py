@@ -309,15 +309,19 @@ class RoomClient:
         *,
         timeout: float | None = None,
         on_progress: ProgressHandler | None = None,
+        on_sent: Callable[[int], None] | None = None,
     ) -> dict[str, Any]:
         """Send a request and await its answer; an ``error`` frame raises RoomError.
 
         ``timeout`` defaults to the client's ``request_timeout``; when it passes, the
-        request fails with ``timeout``.
+        request fails with ``timeout``. ``on_sent`` is told the request's id once it is
+        sent, for requests the room lets you cancel by it.
         """
         if timeout is None:
             timeout = self.request_timeout
         fut, rid = await self._start(type_, data, on_progress)
+        if on_sent is not None:
+            on_sent(rid)
         try:
             return await asyncio.wait_for(fut, timeout)
         except TimeoutError:

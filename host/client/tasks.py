@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from taskroom.host.protocol import RoomError
 from taskroom.host.protocol.table import request_data
 
 if TYPE_CHECKING:
@@ -95,10 +98,37 @@ class TasksClient:
         arguments: dict[str, Any] | None = None,
         *,
         timeout: float = 600.0,
-        **kw: Any,
+        read_only: bool = False,
+        deadline: float | None = None,
+        inactivity_timeout: float | None = None,
     ) -> dict[str, Any]:
-        """Start one task and wait for it; returns its final snapshot."""
-        started = await self.start(agent, arguments, **kw)
-        task_id = started["task_ids"][0]
-        waited = await self.wait(task_id, timeout=timeout)
-        return waited["tasks"][0]
+        """Start one task and wait up to ``timeout`` seconds for it, in one request;
+        returns its snapshot then (finished, unless the timeout came first). Cancelling the
+        awaiting coroutine cancels the task, even before its id has come back."""
+        data = request_data(
+            "tasks.start",
+            agent=agent,
+            arguments=arguments or {},
+            read_only=read_only,
+            deadline=deadline or None,
+            inactivity_timeout=inactivity_timeout or None,
+            wait=timeout,
+        )
+        sent: list[int] = []
+        grace = self.room.request_timeout
+        try:
+            answer = await self.room.request(
+                "tasks.start",
+                data,
+                timeout=None if grace is None else timeout + grace,
+                on_sent=sent.append,
+            )
+        except asyncio.CancelledError:
+            if sent:
+                with contextlib.suppress(RoomError):
+                    await asyncio.shield(
+                        self.room.request("tasks.cancel", {"start_request": sent[0]})
+                    )
+            raise
+        task: dict[str, Any] = answer["tasks"][0]
+        return task

@@ -50,8 +50,8 @@ from taskroom.host.protocol.messages import (
     ToolsInvoke,
 )
 from taskroom.host.protocol.tasks import (
+    TaskCancel,
     TaskList,
-    TaskOrBatch,
     TaskProgress,
     TaskRef,
     TaskStart,
@@ -214,8 +214,9 @@ MESSAGES: dict[str, MessageSpec] = _specs(
         TaskStart,
         "request",
         "tasks.start",
-        "Start a task, or one per model as a read_only batch; answers at once.",
-        '`{"task_ids", "batch_id", "tasks"}`',
+        "Start a task, or one per model as a read_only batch; answers at once, or with "
+        "`wait` once they have finished (or `wait` seconds have passed).",
+        '`{"task_ids", "batch_id", "tasks"}`; with `wait` also `"timed_out", "done"`',
     ),
     MessageSpec(
         "tasks.get",
@@ -243,10 +244,10 @@ MESSAGES: dict[str, MessageSpec] = _specs(
     ),
     MessageSpec(
         "tasks.cancel",
-        TaskOrBatch,
+        TaskCancel,
         "request",
         None,
-        "Cancel a task or a batch.",
+        "Cancel a task, a batch, or the tasks of your own `tasks.start` still waiting.",
         '`{"cancelled": [task ids]}`',
     ),
     MessageSpec(

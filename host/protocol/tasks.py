@@ -98,6 +98,13 @@ class TaskStart(_Message):
     inactivity_timeout: float | None = Field(
         default=None, gt=0, le=86_400, description="seconds without progress before it fails"
     )
+    wait: float | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_WAIT_SECONDS,
+        description="answer only once every task started has finished, or after this many "
+        "seconds, with their snapshots then: one request where a start and a wait are two",
+    )
 
 
 class TaskRef(_Message):
@@ -112,6 +119,23 @@ class TaskOrBatch(_Message):
     def _one(self) -> TaskOrBatch:
         if (self.task_id is None) == (self.batch_id is None):
             raise ValueError("give exactly one of task_id or batch_id")
+        return self
+
+
+class TaskCancel(_Message):
+    task_id: str | None = None
+    batch_id: str | None = None
+    start_request: int | str | None = Field(
+        default=None,
+        description="the id of your own tasks.start request still waiting (with `wait`): "
+        "cancels the tasks it started, even before their ids have reached you",
+    )
+
+    @model_validator(mode="after")
+    def _one(self) -> TaskCancel:
+        given = [v for v in (self.task_id, self.batch_id, self.start_request) if v is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of task_id, batch_id or start_request")
         return self
 
 

@@ -58,7 +58,8 @@ async def test_an_instance_leaving_during_the_write_leaves_the_task_queued(h):
     runner = await h.host_agent("runner", "worker")
     alice = await h.join("alice")
     starting = asyncio.create_task(h.send(alice, "tasks.start", {"agent": "worker"}))
-    await asyncio.sleep(0)  # the start is now waiting for its write
+    while not h.room.router.load.get((runner.id, "worker")):
+        await asyncio.sleep(0)  # until the slot is held: the start now waits for its write
     await h.room.leave(runner)
     started = await h.answer_of(alice, await starting)
     (task_id,) = started["task_ids"]

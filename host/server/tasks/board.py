@@ -21,28 +21,35 @@ class TaskBoard:
         """Agent name → ids of its pending tasks, oldest first."""
         self.unfinished: collections.Counter[str] = collections.Counter()
 
-    def check_quota(self, principal: Principal) -> None:
-        """Refuse a new task to an identity that already has too many unfinished."""
+    def admit(self, principal: Principal) -> None:
+        """Count a new task for its identity, or refuse it if it has too many unfinished.
+        Counted before its record is stored, so starts in flight together cannot overrun
+        the limit; :meth:`unadmit` gives the place back if the start fails after all."""
         if self.unfinished[principal.name] >= MAX_UNFINISHED_PER_PRINCIPAL:
             raise RoomError(
                 ErrorCode.UNAVAILABLE,
                 f"{principal.name!r} already has {MAX_UNFINISHED_PER_PRINCIPAL} unfinished "
                 "tasks in this room; wait for some to finish",
             )
+        self.unfinished[principal.name] += 1
 
-    def track(self, live: LiveTask, *, queued: bool = True) -> None:
-        """Hold a new task; ``queued=False`` for one given an instance at once."""
+    def unadmit(self, name: str) -> None:
+        self.unfinished[name] -= 1
+        if self.unfinished[name] <= 0:
+            del self.unfinished[name]
+
+    def track(self, live: LiveTask, *, queued: bool = True, admitted: bool = False) -> None:
+        """Hold a new task; ``queued=False`` for one given an instance at once,
+        ``admitted`` for one already counted by :meth:`admit`."""
         self.live[live.record.id] = live
-        self.unfinished[live.origin.principal.name] += 1
+        if not admitted:
+            self.unfinished[live.origin.principal.name] += 1
         if queued:
             self.enqueue(live)
 
     def untrack(self, live: LiveTask) -> None:
         self.live.pop(live.record.id, None)
-        name = live.origin.principal.name
-        self.unfinished[name] -= 1
-        if self.unfinished[name] <= 0:
-            del self.unfinished[name]
+        self.unadmit(live.origin.principal.name)
         if live.watchdog is not None:
             live.watchdog.cancel()
 

@@ -85,7 +85,6 @@ class TaskLifecycle:
             )
         principal = origin.principal
         self.router.check_named_toolkits(principal, arguments)
-        self.board.check_quota(principal)
         caller_data = principal.info.model_dump()
         if origin.on_behalf_of is not None:
             caller_data["on_behalf_of"] = origin.on_behalf_of.model_dump()
@@ -117,6 +116,7 @@ class TaskLifecycle:
             pinned_host=pinned_host,
             direct=direct,
         )
+        self.board.admit(principal)
         instance = None
         if spec.name not in self.board.queues:  # nobody waits ahead of it
             instance = self.router.free_agent(
@@ -127,14 +127,17 @@ class TaskLifecycle:
             _mark_running(record, instance)
         try:
             await self.store.save(record)
-        except TaskStoreError as exc:
+        except BaseException as exc:  # refused, or the start was cancelled while storing
+            self.board.unadmit(principal.name)
             if instance is not None:
                 self.router.release(instance, spec.name, read_only=read_only)
-            raise RoomError(ErrorCode.FAILED, f"the task could not be stored: {exc}") from None
+            if isinstance(exc, TaskStoreError):
+                raise RoomError(ErrorCode.FAILED, f"the task could not be stored: {exc}") from None
+            raise
         if instance is None:
-            self.board.track(live)
+            self.board.track(live, admitted=True)
         else:
-            self.board.track(live, queued=False)
+            self.board.track(live, queued=False, admitted=True)
             await self._run(live, instance, reserved=True)
         return live
 
@@ -197,7 +200,7 @@ class TaskLifecycle:
                     # its host's connection: each recorded answer dispatches the next task,
                     # and answers that arrive together are then recorded and dispatched
                     # together. Without a queue, inline answers batch better.
-                    detached=record.agent in self.board.queues,
+                    detached=True,
                 ),
                 timeout=record.deadline,
                 instance=instance,

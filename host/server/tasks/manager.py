@@ -9,13 +9,16 @@ tasks change.
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any
 
 from taskroom.host.protocol import ErrorCode, Frame, RoomError
 from taskroom.host.protocol.messages import ToolkitSpec
 from taskroom.host.protocol.tasks import (
+    TaskCancel,
     TaskList,
     TaskOrBatch,
+    TaskRecord,
     TaskRef,
     TaskStart,
     TaskStatus,
@@ -76,7 +79,7 @@ class TaskManager:
     async def install(self) -> None:
         """Add the task requests to the room and queue the pending tasks the store holds."""
         for type_, fn, background in (
-            ("tasks.start", self._start, False),
+            ("tasks.start", self._start, True),
             ("tasks.get", self._get, False),
             ("tasks.result", self._result, False),
             ("tasks.wait", self._wait, True),
@@ -139,6 +142,26 @@ class TaskManager:
     # --- requests ------------------------------------------------------------------------------
 
     async def _start(self, p: Participant, req: TaskStart, frame: Frame) -> dict[str, Any]:
+        if req.wait is None or frame.id is None:
+            return await self._answer_started(await self._create(p, req))
+        with self.waits.start(p, frame.id) as waiting:
+            records = await self._create(p, req)
+            waiting.task_ids = [r.id for r in records]
+            if waiting.cancelled_by is not None:
+                await self._cancel_ids(waiting.task_ids, waiting.cancelled_by)
+            if not p.online:
+                return await self._answer_started(records)  # it goes nowhere; tasks run on
+            return await self._until_finished(p, records, "all", req.wait, placed=True)
+
+    async def _answer_started(self, records: list[TaskRecord]) -> dict[str, Any]:
+        return {
+            "task_ids": [r.id for r in records],
+            "batch_id": records[0].batch_id,
+            "tasks": [await self.reader.snapshot(r, events=0) for r in records],
+        }
+
+    async def _create(self, p: Participant, req: TaskStart) -> list[TaskRecord]:
+        """Create the task (or the batch's tasks) and start what can start."""
         origin = self.router.origin_for(p)
         spec = self.router.agent(p.principal, req.agent)
         models: list[str | None] = list(req.models) if req.models else [None]
@@ -168,11 +191,7 @@ class TaskManager:
                 )
             )
         await self.lifecycle.dispatch(spec.name)
-        return {
-            "task_ids": [t.record.id for t in created],
-            "batch_id": batch_id,
-            "tasks": [await self.reader.snapshot(t.record, events=0) for t in created],
-        }
+        return [t.record for t in created]
 
     async def _get(self, p: Participant, req: TaskRef, frame: Frame) -> dict[str, Any]:
         return await self.reader.snapshot(await self.reader.load(p, req.task_id))
@@ -195,38 +214,71 @@ class TaskManager:
 
     async def _wait(self, p: Participant, req: TaskWait, frame: Frame) -> dict[str, Any]:
         records = await self.reader.targets(p, req)
-        timed_out = await self.waits.wait(p, records, req)
-        current = [
-            self.live[r.id].record if r.id in self.live else await self.reader.load(p, r.id)
-            for r in records
-        ]
+        return await self._until_finished(p, records, req.mode, req.timeout)
+
+    async def _until_finished(
+        self,
+        p: Participant,
+        records: list[TaskRecord],
+        mode: str,
+        timeout: float,
+        *,
+        placed: bool = False,
+    ) -> dict[str, Any]:
+        """Wait for the tasks, then answer with their snapshots as they are then. A live
+        task's record is the one object its life updates, so it needs no reload."""
+        timed_out = await self.waits.wait(p, records, mode, timeout, placed=placed)
+        current = [self.reader.current(r) for r in records]
         return {
+            "task_ids": [r.id for r in current],
+            "batch_id": current[0].batch_id if current else None,
             "timed_out": timed_out,
             "done": all(r.finished for r in current),
             "tasks": [await self.reader.snapshot(r, events=0) for r in current],
         }
 
-    async def _cancel(self, p: Participant, req: TaskOrBatch, frame: Frame) -> dict[str, Any]:
-        records = await self.reader.targets(p, req)
+    async def _cancel(self, p: Participant, req: TaskCancel, frame: Frame) -> dict[str, Any]:
+        reason = f"cancelled by {p.name}"
+        if req.start_request is not None:
+            key = (p, req.start_request)
+            if key not in self.waits.starts:
+                # A start read together with this cancel may not have begun yet: it was
+                # scheduled first, so one turn of the loop lets it hold its place.
+                await asyncio.sleep(0)
+            waiting = self.waits.starts.get(key)
+            if waiting is None:
+                raise RoomError(
+                    ErrorCode.NOT_FOUND,
+                    f"no tasks.start request {req.start_request!r} of yours is waiting",
+                )
+            if not waiting.task_ids:  # still being stored: cancelled once it is
+                waiting.cancelled_by = reason
+            return {"cancelled": await self._cancel_ids(waiting.task_ids, reason)}
+        records = await self.reader.targets(
+            p, TaskOrBatch(task_id=req.task_id, batch_id=req.batch_id)
+        )
         if req.task_id and records[0].finished:
             raise RoomError(
                 ErrorCode.CONFLICT,
                 f"task {req.task_id!r} already finished ({records[0].status}); nothing to cancel",
                 {"status": records[0].status},
             )
+        return {"cancelled": await self._cancel_ids([r.id for r in records], reason)}
+
+    async def _cancel_ids(self, task_ids: list[str], reason: str) -> list[str]:
+        """Cancel those of the tasks still unfinished; the ids of those cancelled."""
         cancelled = []
-        reason = f"cancelled by {p.name}"
-        for record in records:
-            live = self.live.get(record.id)
+        for task_id in task_ids:
+            live = self.live.get(task_id)
             if live is None or (live.call is not None and live.call.done):
                 continue  # gone, or answered and being recorded: too late to cancel
-            cancelled.append(record.id)
+            cancelled.append(task_id)
             if live.call is not None:
                 await self.router.cancel(live.call, reason)
             else:
                 error = RoomError(ErrorCode.CANCELLED, reason).to_data()
                 await self.lifecycle.done(live, False, error)
-        return {"cancelled": cancelled}
+        return cancelled
 
     async def _list(self, p: Participant, req: TaskList, frame: Frame) -> dict[str, Any]:
         caller = req.caller

@@ -140,6 +140,7 @@ class SQLiteWriter:
             stopping = item is None
             if batch:
                 self._answer(self._commit(batch))
+            del batch, item  # an idle writer must not keep its last rows (MBs, maybe) alive
         self._db.close()
 
     def _commit(self, batch: Sequence[_Write], *, retry_clash: bool = True) -> list[Outcome]:

@@ -1,18 +1,30 @@
-"""``tasks.wait``: bounded per connection, and dying with the connection."""
+"""Waiting for tasks to finish (``tasks.wait``, ``tasks.start`` with ``wait``): bounded per
+connection, and dying with the connection."""
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+from dataclasses import dataclass, field
 from typing import Any
 
 from taskroom.host.protocol import ErrorCode, RoomError
-from taskroom.host.protocol.tasks import TaskRecord, TaskWait
+from taskroom.host.protocol.tasks import TaskRecord
 from taskroom.host.server.participant import Participant
 from taskroom.host.server.tasks.live import LiveTask
 
 MAX_WAITS_PER_CONNECTION = 1000
-"""Concurrent ``tasks.wait`` requests one connection may have open."""
+"""Requests one connection may have waiting at once, of both kinds together."""
+
+
+@dataclass
+class WaitingStart:
+    """A ``tasks.start`` with ``wait`` not yet answered: what ``start_request`` cancels."""
+
+    task_ids: list[str] = field(default_factory=list)
+    cancelled_by: str | None = None
+    """Set when a cancel came before its tasks were stored: they are cancelled once they are."""
 
 
 class Waits:
@@ -21,15 +33,51 @@ class Waits:
     def __init__(self, live: dict[str, LiveTask]) -> None:
         self.live = live
         self.by_connection: dict[Participant, set[asyncio.Task[Any]]] = {}
+        self.starts: dict[tuple[Participant, int | str], WaitingStart] = {}
+        self._starts_of: collections.Counter[Participant] = collections.Counter()
 
-    async def wait(self, p: Participant, records: list[TaskRecord], req: TaskWait) -> bool:
-        """Wait until the tasks finish as ``req.mode`` asks; True if the timeout came first."""
-        mine = self.by_connection.setdefault(p, set())
-        if len(mine) >= MAX_WAITS_PER_CONNECTION:
+    def _check_room(self, p: Participant) -> None:
+        if len(self.by_connection.get(p, ())) + self._starts_of[p] >= MAX_WAITS_PER_CONNECTION:
             raise RoomError(
                 ErrorCode.UNAVAILABLE,
                 f"this connection already has {MAX_WAITS_PER_CONNECTION} waits open",
             )
+
+    @contextlib.contextmanager
+    def start(self, p: Participant, ref: int | str) -> Any:
+        """Hold a place for a waiting ``tasks.start`` from before its tasks are stored,
+        so the limit holds for starts in flight together and a cancel can find it."""
+        self._check_room(p)
+        key = (p, ref)
+        if key in self.starts:
+            raise RoomError(
+                ErrorCode.INVALID_REQUEST, f"request id {ref!r} is already waiting; use a new id"
+            )
+        entry = self.starts[key] = WaitingStart()
+        self._starts_of[p] += 1
+        try:
+            yield entry
+        finally:
+            del self.starts[key]
+            self._starts_of[p] -= 1
+            if self._starts_of[p] <= 0:
+                del self._starts_of[p]
+
+    async def wait(
+        self,
+        p: Participant,
+        records: list[TaskRecord],
+        mode: str,
+        timeout: float,
+        *,
+        placed: bool = False,
+    ) -> bool:
+        """Wait until the tasks finish (``mode`` "all" or "first"); True if the timeout came
+        first. ``placed``: a waiting start that already holds its place (not counted twice)."""
+        if not placed:
+            self._check_room(p)
+        mine = self.by_connection.setdefault(p, set())
+        me = asyncio.current_task()
         futures = []
         for record in records:
             live = self.live.get(record.id)
@@ -39,16 +87,15 @@ class Waits:
                 futures.append((live, fut))
         finished_now = len(records) - len(futures)
         timed_out = False
-        me = asyncio.current_task()
         if me is not None:
             mine.add(me)  # cancelled if this connection leaves: waits die with it
         try:
-            if futures and not (req.mode == "first" and finished_now):
-                when = asyncio.FIRST_COMPLETED if req.mode == "first" else asyncio.ALL_COMPLETED
+            if futures and not (mode == "first" and finished_now):
+                when = asyncio.FIRST_COMPLETED if mode == "first" else asyncio.ALL_COMPLETED
                 _, pending = await asyncio.wait(
-                    [f for _, f in futures], timeout=req.timeout, return_when=when
+                    [f for _, f in futures], timeout=timeout, return_when=when
                 )
-                timed_out = bool(pending) and (req.mode == "all" or len(pending) == len(futures))
+                timed_out = bool(pending) and (mode == "all" or len(pending) == len(futures))
         finally:
             if me is not None:
                 mine.discard(me)
