@@ -34,10 +34,9 @@ def task_tool_name(agent: str) -> str:
 
 
 class TaskRecord(BaseModel):
-    """A task as the room keeps it; assignments are validated, so ``status`` stays a
-    :class:`TaskStatus` whatever string the room assigns."""
-
-    model_config = ConfigDict(validate_assignment=True)
+    """A task as the room keeps it. Assignments are not validated (four per task on the
+    room's hot path): the room assigns :class:`TaskStatus` members and values of the
+    declared types, and reloading a stored record validates it again."""
 
     id: str
     room: str

@@ -257,8 +257,7 @@ class TaskLifecycle:
         if ok:
             record.status = TaskStatus.COMPLETED
             record.result = data.get("result")
-            usage = data.get("usage")
-            record.usage = usage if isinstance(usage, dict) else {}
+            record.usage = _token_counts(data.get("usage"))
         else:
             error = RoomError.from_data(data)
             if live.end_reason:
@@ -331,6 +330,18 @@ class TaskLifecycle:
             await self._changed(record)
         except TaskStoreError as exc:
             logger.error("task %s: cannot be stored: %s", record.id, exc)
+
+
+def _token_counts(usage: Any) -> dict[str, int]:
+    """The integer counts of an agent's ``usage``; anything else it sent is dropped, so
+    the record always reloads."""
+    if not isinstance(usage, dict):
+        return {}
+    return {
+        k: v
+        for k, v in usage.items()
+        if isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool)
+    }
 
 
 def _mark_running(record: TaskRecord, instance: Instance) -> None:

@@ -76,36 +76,41 @@ class Waits:
         first. ``placed``: a waiting start that already holds its place (not counted twice)."""
         if not placed:
             self._check_room(p)
+        waiting = [live for r in records if (live := self.live.get(r.id)) is not None]
+        if not waiting or (mode == "first" and len(waiting) < len(records)):
+            return False  # already finished, all or (for "first") one of them
+        loop = asyncio.get_running_loop()
+        outcome: asyncio.Future[bool] = loop.create_future()
+        remaining = 1 if mode == "first" else len(waiting)
+
+        def one_finished() -> None:
+            nonlocal remaining
+            remaining -= 1
+            if remaining == 0 and not outcome.done():
+                outcome.set_result(False)
+
+        def time_out() -> None:
+            if not outcome.done():
+                outcome.set_result(True)
+
+        for live in waiting:
+            live.waiters.append(one_finished)
+        timer = loop.call_later(timeout, time_out)
         mine = self.by_connection.setdefault(p, set())
         me = asyncio.current_task()
-        futures = []
-        for record in records:
-            live = self.live.get(record.id)
-            if live is not None:
-                fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-                live.waiters.append(fut)
-                futures.append((live, fut))
-        finished_now = len(records) - len(futures)
-        timed_out = False
         if me is not None:
             mine.add(me)  # cancelled if this connection leaves: waits die with it
         try:
-            if futures and not (mode == "first" and finished_now):
-                when = asyncio.FIRST_COMPLETED if mode == "first" else asyncio.ALL_COMPLETED
-                _, pending = await asyncio.wait(
-                    [f for _, f in futures], timeout=timeout, return_when=when
-                )
-                timed_out = bool(pending) and (mode == "all" or len(pending) == len(futures))
+            return await outcome
         finally:
+            timer.cancel()
             if me is not None:
                 mine.discard(me)
             if not mine:
                 self.by_connection.pop(p, None)
-            for live, fut in futures:
-                fut.cancel()
+            for live in waiting:
                 with contextlib.suppress(ValueError):
-                    live.waiters.remove(fut)
-        return timed_out
+                    live.waiters.remove(one_finished)
 
     def drop(self, p: Participant) -> None:
         """Cancel the waits of a connection that has gone."""
@@ -115,6 +120,5 @@ class Waits:
     @staticmethod
     def release(live: LiveTask) -> None:
         """Wake everyone waiting for a task that has just finished."""
-        for waiter in live.waiters:
-            if not waiter.done():
-                waiter.set_result(None)
+        for waiter in list(live.waiters):
+            waiter()
