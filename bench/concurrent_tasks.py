@@ -5,7 +5,8 @@
 
 Four processes on loopback: the scripted LLM (every answer waits --latency seconds), the
 room server, the agent process(es) (LLMTaskRunner, one OpenAI client each), and this
-script, which starts every task at once and waits for all. The baseline is the same
+script, which starts every task at once and waits for all (``tasks.run``: one request
+each). The baseline is the same
 number of concurrent LLM requests sent straight from one process with the same client.
 
 DESIGN's target is relative to the bound the LLM client itself sets: latency + requests
@@ -75,17 +76,19 @@ async def through_room(url: str, n: int) -> tuple[float, int, int]:
     token = create_token(SECRET, room=ROOM, identity="bench", role="admin")
     async with RoomClient(url, ROOM, token) as client:
         began = time.perf_counter()
-        started = await asyncio.gather(
-            *(client.tasks.start("llm-task-runner", {"prompt": f"task {i}"}) for i in range(n))
+        tasks = await asyncio.gather(
+            *(
+                client.tasks.run("llm-task-runner", {"prompt": f"task {i}"}, timeout=120)
+                for i in range(n)
+            )
         )
-        ids = [s["task_ids"][0] for s in started]
-        waited = await asyncio.gather(*(client.tasks.wait(t, timeout=120) for t in ids))
         elapsed = time.perf_counter() - began
-    completed = sum(1 for w in waited if w["tasks"][0]["status"] == "completed")
+    ids = [t["id"] for t in tasks]
+    completed = sum(1 for t in tasks if t["status"] == "completed")
     errors = collections.Counter(
-        str((w["tasks"][0].get("error") or {}).get("message", w["tasks"][0]["status"]))[:160]
-        for w in waited
-        if w["tasks"][0]["status"] != "completed"
+        str((t.get("error") or {}).get("message", t["status"]))[:160]
+        for t in tasks
+        if t["status"] != "completed"
     )
     for message, count in errors.most_common(3):
         print(f"{count} tasks did not complete: {message}")

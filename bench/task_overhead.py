@@ -9,8 +9,9 @@ time is all framework. Rows:
   same model endpoint and the SDK's default client (the ``bench`` extra installs it);
   also with the aiohttp transport taskroom uses, for a like-for-like client.
 * "taskroom in-process": LLMTaskRunner.run_task called directly with a local toolkit.
-* "through the room": the same runner's task started with ``tasks.start`` and waited
-  for, the runner in its own process and the room in another.
+* "through the room": the same runner's task started and waited for with ``tasks.run``
+  (one ``tasks.start`` that answers when the task ends), the runner in its own process
+  and the room in another.
 
 Tasks run one after another; the table shows medians over ``--runs`` runs of the median
 and p90 per task, and the ratio DESIGN sets: through the room / Agents SDK ≤ 0.75×.

@@ -110,15 +110,19 @@ async def test_nobody_else_can_cancel_a_waiting_start(h):
 
 
 async def test_waiting_starts_count_against_the_waits_of_their_connection(h, monkeypatch):
-    monkeypatch.setattr(waits_module, "MAX_WAITS_PER_CONNECTION", 2)
+    monkeypatch.setattr(waits_module, "MAX_WAITS_PER_CONNECTION", 3)
     await h.host_agent("runner", "worker", metadata={"max_concurrency": 8})
     alice = await h.join("alice")
     for _ in range(2):
         await h.send(alice, "tasks.start", {"agent": "worker", "wait": 60})
+    await asyncio.sleep(0.05)  # both are waiting now, and each counts once
     third = await h.send(alice, "tasks.start", {"agent": "worker", "wait": 60})
-    await refused(h.answer_of(alice, third), ErrorCode.UNAVAILABLE)
+    fourth = await h.send(alice, "tasks.start", {"agent": "worker", "wait": 60})
+    await refused(h.answer_of(alice, fourth), ErrorCode.UNAVAILABLE)
+    await asyncio.sleep(0.05)
+    assert answers_to(alice, third) == []  # accepted: it waits
     listed = await h.request(alice, "tasks.list", {})
-    assert len(listed["tasks"]) == 2  # the refused start left nothing behind
+    assert len(listed["tasks"]) == 3  # the refused start left nothing behind
     await refused(
         h.request(alice, "tasks.wait", {"task_id": listed["tasks"][0]["id"], "timeout": 1}),
         ErrorCode.UNAVAILABLE,

@@ -100,9 +100,13 @@ class Waits:
         me = asyncio.current_task()
         if me is not None:
             mine.add(me)  # cancelled if this connection leaves: waits die with it
+            if placed:
+                self._starts_of[p] -= 1  # counted as an open wait now, not twice
         try:
             return await outcome
         finally:
+            if me is not None and placed:
+                self._starts_of[p] += 1
             timer.cancel()
             if me is not None:
                 mine.discard(me)
