@@ -26,7 +26,7 @@ import tempfile
 import time
 
 import httpx2 as httpx
-from bench_processes import BIN, SECRET, free_port, spawn, wait_up
+from bench_processes import BIN, SECRET, cpu_seconds, free_port, spawn, wait_up
 from llm_client import cpu_per_request
 from openai import AsyncOpenAI, DefaultAioHttpClient, DefaultAsyncHttpxClient
 from rich.console import Console
@@ -157,12 +157,19 @@ async def main() -> None:
         await through_room(room_url, min(50, args.tasks))  # warm up connections
         await direct(llm_url, min(50, args.tasks), args.transport)
         direct_times, room_times, lost = [], [], 0
+        cpu_ms: dict[str, list[float]] = collections.defaultdict(list)
         client_ms = statistics.median(
             [await cpu_per_request(instant_url, args.transport, 500, 64) for _ in range(3)]
         )
+        roles = {"LLM server": [procs[0]], "room": [procs[1]], "agent processes": procs[3:]}
         for _ in range(args.runs):
             direct_times.append(await direct(llm_url, args.tasks, args.transport))
+            before = {role: sum(cpu_seconds(p.pid) for p in ps) for role, ps in roles.items()}
+            caller0 = time.process_time()
             elapsed, completed, unique = await through_room(room_url, args.tasks)
+            cpu_ms["caller (this script)"].append((time.process_time() - caller0) * 1e3)
+            for role, ps in roles.items():
+                cpu_ms[role].append((sum(cpu_seconds(p.pid) for p in ps) - before[role]) * 1e3)
             room_times.append(elapsed)
             lost += args.tasks - completed + (args.tasks - unique)
     finally:
@@ -188,8 +195,20 @@ async def main() -> None:
     cores = os.cpu_count() or 1
     bound = args.latency + args.tasks * client_ms / 1e3 / cores
     table.add_row("bound: latency + requests × client CPU ÷ cores", f"{bound:.2f}", "")
+    per_task = {role: statistics.median(v) / args.tasks for role, v in cpu_ms.items()}
+    machine_bound = args.latency + sum(per_task.values()) * args.tasks / 1e3 / cores
+    table.add_row(
+        "bound the machine sets: latency + every process's CPU ÷ cores", f"{machine_bound:.2f}", ""
+    )
     console = Console()
     console.print(table)
+    cpu_table = Table(title="CPU per task through the room, by process (medians)")
+    cpu_table.add_column("process")
+    cpu_table.add_column("ms per task", justify="right")
+    for role, ms in per_task.items():
+        cpu_table.add_row(role, f"{ms:.2f}")
+    cpu_table.add_row("all", f"{sum(per_task.values()):.2f}")
+    console.print(cpu_table)
     room_s = statistics.median(room_times)
     ratio = room_s / bound
     console.print(
@@ -198,6 +217,7 @@ async def main() -> None:
         f"tasks lost or duplicated: {lost}"
     )
     console.print(
+        f"through the room / the machine's bound: {room_s / machine_bound:.2f}x\n"
         f"through the room / bound: {ratio:.2f}x (DESIGN target ≤ {TARGET_OF_BOUND}x, none lost) "
         f"-> {'meets' if ratio <= TARGET_OF_BOUND and not lost else 'MISSES'}"
     )

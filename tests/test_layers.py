@@ -141,3 +141,33 @@ def test_toolkits_and_agents_name_no_client_or_server_in_their_source() -> None:
 def test_the_cli_imports_no_example_script() -> None:
     for file, names in source_imports(Path(taskroom.host.cli.__file__).parent).items():
         assert not under(names, "taskroom.invoke"), f"{file} imports an example script"
+
+
+def test_a_room_server_runs_without_the_cluster_extra(tmp_path: Path) -> None:
+    """The cluster's packages (redis, asyncpg) are an extra: without them a single room
+    server is built and serves, and only --cluster / a PostgreSQL store ask for them."""
+    script = f"""
+import asyncio, sys
+sys.modules["redis"] = None  # as if not installed: importing it raises ImportError
+sys.modules["asyncpg"] = None
+from taskroom.host.server.build import build_room_server
+
+async def main():
+    server = build_room_server(data_dir={str(tmp_path)!r}, secret="s" * 32)
+    url = await server.start("127.0.0.1", 0)
+    await server.stop()
+    print("served", url.startswith("http://127.0.0.1:"))
+    try:
+        build_room_server(data_dir={str(tmp_path)!r}, secret="s" * 32,
+                          cluster="redis://127.0.0.1:1", node_url="http://127.0.0.1:1",
+                          store="postgresql://127.0.0.1:1/x")
+    except Exception as exc:
+        print("cluster:", type(exc).__name__, exc)
+
+asyncio.run(main())
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.splitlines()
+    assert lines[0] == "served True"
+    assert lines[1].startswith("cluster: ") and "pip install" in lines[1], lines[1]

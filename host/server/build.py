@@ -43,7 +43,7 @@ def build_room_server(
                 "--cluster needs --node-url: the address other nodes send clients to"
             )
         try:
-            from taskroom.host.server.cluster import FencedStore, install_cluster
+            from taskroom.host.server.cluster.install import FencedStore, install_cluster
         except ImportError as exc:
             raise ClusterError(
                 f"--cluster needs the cluster extra ({exc}): pip install 'taskroom[cluster]'"

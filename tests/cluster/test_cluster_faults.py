@@ -21,7 +21,7 @@ from taskroom.host.protocol import ErrorCode, RoomError
 from taskroom.host.protocol.tasks import TaskRecord
 from taskroom.host.server import RoomServer
 from taskroom.host.server.build import build_room_server
-from taskroom.host.server.cluster import ClusterNode, FencedStore
+from taskroom.host.server.cluster.install import ClusterNode, FencedStore
 from taskroom.host.server.cluster.lease import LEASE_KEY, Holder
 from taskroom.host.server.tasks import SQLiteTaskStore, TaskStoreError
 from taskroom.toolkits import Toolkit, tool
