@@ -13,6 +13,7 @@ connection on this transport too, so the server stops generating at once.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import os
 from collections.abc import Callable
@@ -29,6 +30,26 @@ DEFAULT_MAX_RETRIES = 4
 DEFAULT_TIMEOUT = 120.0
 LOCAL_API_KEY = "not-needed"
 """Sent when a custom ``base_url`` is used without a key: local servers ignore it."""
+
+
+AS_JSON = frozenset({"input", "tools", "text", "response_format"})
+"""Fields sent in ``extra_body``, as they are: they are plain JSON already, and the
+client's per-request transform of typed parameters walks every nested dict of them (each
+tool's schema, the whole conversation), about a third of its CPU per request. Only
+fields the method takes as optional: a required one must stay a keyword."""
+
+
+@functools.cache
+def _method_parameters(function: Callable[..., Any]) -> tuple[frozenset[str], frozenset[str]]:
+    params = inspect.signature(function).parameters
+    optional = {name for name, p in params.items() if p.default is not inspect.Parameter.empty}
+    return frozenset(params), frozenset(optional)
+
+
+def _parameters(create: Callable[..., Any]) -> tuple[frozenset[str], frozenset[str]]:
+    """The keyword names ``create`` takes, and those of them with a default; read once
+    per method, not once per request."""
+    return _method_parameters(getattr(create, "__func__", create))
 
 
 def default_model() -> str:
@@ -194,8 +215,12 @@ class OpenAICompatibleAdapter(LLMAdapter):
     async def _request(self, create: Callable[..., Any], fields: dict[str, Any]) -> Any:
         """Call ``create`` with ``fields`` plus the request options; wrap API errors."""
         options = merge_options(self.request_options, fields)
-        known = inspect.signature(create).parameters
-        extra = {k: options.pop(k) for k in list(options) if k not in known}
+        known, optional = _parameters(create)
+        extra = {
+            k: options.pop(k)
+            for k in list(options)
+            if k not in known or (k in AS_JSON and k in optional)
+        }
         if extra:
             options["extra_body"] = merge_options(options.get("extra_body") or {}, extra)
         try:
