@@ -7,6 +7,7 @@ change is stored before anyone is told of it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -51,6 +52,12 @@ class TaskLifecycle:
         self.default_deadline = default_deadline
         self.inactivity_timeout = inactivity_timeout
         self.watchdog = Watchdog(router.cancel)
+        self._recording: set[asyncio.Future[None]] = set()
+
+    def _recorded(self, recording: asyncio.Future[None]) -> None:
+        self._recording.discard(recording)
+        if not recording.cancelled() and recording.exception() is not None:
+            logger.error("recording a progress event failed", exc_info=recording.exception())
 
     async def create(
         self,
@@ -184,7 +191,12 @@ class TaskLifecycle:
             await self.done(live, ok, data)
 
         async def progress(data: dict[str, Any]) -> None:
-            await self._progress(live, data)
+            # Recorded in its own task: the host's next frame, often the task's answer,
+            # need not wait for this event's write. Events keep their order: each task
+            # hands its write to the store in its first step, in the order they came.
+            recording = asyncio.ensure_future(self._progress(live, data))
+            self._recording.add(recording)
+            recording.add_done_callback(self._recorded)
 
         try:
             live.call = await self.router.start(
