@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from typing import Any
 
 from taskroom.host.protocol import ErrorCode, RoomError
-from taskroom.host.protocol.messages import ToolkitSpec
+from taskroom.host.protocol.messages import ToolkitSpec, ToolSpec
 from taskroom.host.protocol.tasks import TaskRecord, TaskStatus
 from taskroom.host.server.calls import Answer, CallOrigin, CallTarget, Instance
 from taskroom.host.server.router import CallRouter, agent_tool
@@ -28,6 +29,7 @@ from taskroom.toolkits.schemas import compile_off_loop, validation_error
 logger = logging.getLogger(__name__)
 
 MAX_REQUEUES = 3
+MAX_CACHED_INPUT_CHECKS = 256
 
 
 class TaskLifecycle:
@@ -53,6 +55,7 @@ class TaskLifecycle:
         self.inactivity_timeout = inactivity_timeout
         self.watchdog = Watchdog(router.cancel)
         self._recording: set[asyncio.Future[None]] = set()
+        self._input_checks: OrderedDict[int, tuple[ToolSpec, Any]] = OrderedDict()
 
     def _recorded(self, recording: asyncio.Future[None]) -> None:
         self._recording.discard(recording)
@@ -85,7 +88,7 @@ class TaskLifecycle:
         tool_spec = next((t for t in spec.tools if t.name == tool), None)
         if tool_spec is None:
             raise RoomError(ErrorCode.NOT_FOUND, f"agent {spec.name!r} has no tool {tool!r}")
-        problem = validation_error(arguments, await compile_off_loop(tool_spec.input_schema))
+        problem = validation_error(arguments, await self._input_validator(tool_spec))
         if problem:
             raise RoomError(
                 ErrorCode.INVALID_REQUEST, f"invalid input for agent {spec.name!r}: {problem}"
@@ -147,6 +150,19 @@ class TaskLifecycle:
             self.board.track(live, queued=False, admitted=True)
             await self._run(live, instance, reserved=True)
         return live
+
+    async def _input_validator(self, tool_spec: ToolSpec) -> Any:
+        """The validator of a task tool's input schema, kept per registered tool: looking
+        it up by the schema's content (measuring and serialising the schema) on every
+        start cost more than the check itself."""
+        known = self._input_checks.get(id(tool_spec))
+        if known is not None and known[0] is tool_spec:
+            return known[1]
+        validator = await compile_off_loop(tool_spec.input_schema)
+        self._input_checks[id(tool_spec)] = (tool_spec, validator)
+        if len(self._input_checks) > MAX_CACHED_INPUT_CHECKS:
+            self._input_checks.popitem(last=False)
+        return validator
 
     async def dispatch(self, agent: str) -> None:
         """Start queued tasks of ``agent`` while the router has free instances for them."""
