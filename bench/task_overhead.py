@@ -28,7 +28,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from bench_processes import BIN, SECRET, free_port, spawn, wait_up
+from bench_processes import BIN, SECRET, cpu_seconds, free_port, spawn, wait_up
 from openai import DefaultAioHttpClient
 from rich.console import Console
 from rich.table import Table
@@ -139,6 +139,7 @@ async def main() -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     paths: dict[str, Callable[[], Awaitable[list[float]]]] = {}
+    cpu_ms: dict[str, list[float]] = {}
     samples: dict[str, list[tuple[float, float]]] = {}
     async with ScriptedLLMServer(auto=True) as llm:
         room = spawn(
@@ -172,7 +173,16 @@ async def main() -> None:
             await through_room(url, 20)
             for _ in range(args.runs):
                 for name, measure in paths.items():
+                    room0, agent0 = cpu_seconds(room.pid), cpu_seconds(agent.pid)
                     samples.setdefault(name, []).append(summary(await measure()))
+                    if name == "taskroom through the room":
+                        for who, pid, before in (
+                            ("room", room.pid, room0),
+                            ("agent", agent.pid, agent0),
+                        ):
+                            cpu_ms.setdefault(who, []).append(
+                                (cpu_seconds(pid) - before) * 1e3 / args.tasks
+                            )
         finally:
             agent.terminate()
             room.terminate()
@@ -191,6 +201,10 @@ async def main() -> None:
         table.add_row(name, f"{medians[name]:.2f}", f"{statistics.median(p for _, p in runs):.2f}")
     console = Console()
     console.print(table)
+    console.print(
+        "through the room, CPU per task: "
+        + ", ".join(f"{who} {statistics.median(v):.2f} ms" for who, v in cpu_ms.items())
+    )
     room_ms = medians["taskroom through the room"]
     for name in list(paths)[:2]:
         ratio = room_ms / medians[name]
