@@ -20,7 +20,7 @@ from taskroom.agents.testing import ScriptedLLMServer
 from taskroom.host.auth.tokens import create_token
 from taskroom.host.client.room_client import RoomClient
 from taskroom.host.protocol import ErrorCode, RoomError
-from taskroom.host.protocol.tasks import MAX_EVENTS_PER_TASK, TaskRecord
+from taskroom.host.protocol.tasks import MAX_EVENTS_PER_TASK, TaskRecord, TaskStatus
 from taskroom.host.server import RoomServer
 from taskroom.host.server.build import build_room_server
 from taskroom.host.server.tasks import (
@@ -94,7 +94,7 @@ async def test_save_get_and_replace(store):
     await store.save(task)
     got = await store.get("r", "t1")
     assert got == task
-    task.status = "completed"
+    task.status = TaskStatus.COMPLETED
     task.result = {"answer": 42, "nul": "a\x00b"}
     task.finished_at = time.time()
     await store.save(task)
@@ -166,7 +166,7 @@ async def test_a_later_save_is_never_overtaken_by_an_earlier_one(store):
     task = record(1)
     writes = []
     for status in ("running", "pending", "running", "completed"):
-        task.status = status
+        task.status = TaskStatus(status)
         writes.append(asyncio.ensure_future(store.save(task)))
     await asyncio.gather(*writes)
     assert (await store.get("r", "t1")).status == "completed"
@@ -183,7 +183,7 @@ async def test_the_record_is_stored_as_it_was_when_saved(store):
     task = record(1)
     saving = asyncio.ensure_future(store.save(task))
     await asyncio.sleep(0)
-    task.status = "failed"
+    task.status = TaskStatus.FAILED
     await saving
     assert (await store.get("r", "t1")).status == "pending"
 
@@ -278,7 +278,7 @@ async def test_sweep_removes_old_finished_tasks_with_their_events_and_checkpoint
     await store.save_many([old, record(2, status="running"), record(3, status="completed")])
     await store.add_event("r", "t1", {"x": 1})
     await store.save_checkpoint("r", "t2", {"turn": 1})
-    old.status, old.finished_at = "completed", now - 100
+    old.status, old.finished_at = TaskStatus.COMPLETED, now - 100
     await store.save(old)
     assert await store.sweep(now - 10) == 1  # t3 has no finished_at: never swept
     assert await store.get("r", "t1") is None and await store.events("r", "t1") == []
@@ -327,7 +327,7 @@ async def test_a_checkpoint_is_replaced_and_dropped_when_its_task_finishes(store
     await store.save_checkpoint("r", "t1", {"turn": 2, "tool_results": {"c1": "42"}})
     assert await store.checkpoint("r", "t1") == {"turn": 2, "tool_results": {"c1": "42"}}
     assert await store.checkpoint("other", "t1") is None
-    task.status, task.finished_at = "completed", time.time()
+    task.status, task.finished_at = TaskStatus.COMPLETED, time.time()
     await store.save(task)
     assert await store.checkpoint("r", "t1") is None
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from taskroom.host.protocol.tasks import MAX_EVENTS_PER_TASK, TaskRecord
+from taskroom.host.protocol.tasks import MAX_EVENTS_PER_TASK, TaskRecord, TaskStatus
 from taskroom.host.server.app import RoomServer
 from taskroom.host.server.tasks import SQLiteTaskStore, TaskStoreError, install_tasks, sqlite_open
 
@@ -55,7 +55,7 @@ def execute(path: Path, sql: str) -> list[tuple]:
 async def test_reads_see_the_write_just_awaited(store):
     task = record(1, status="running")
     await store.save(task)
-    task.status = "completed"
+    task.status = TaskStatus.COMPLETED
     task.result = {"answer": 42}
     await store.save(task)
     assert (await store.get("r", "t1")).result == {"answer": 42}
@@ -85,7 +85,7 @@ async def test_the_record_is_stored_as_it_was_when_saved(store):
     task = record(1)
     saving = asyncio.ensure_future(store.save(task))
     await asyncio.sleep(0)
-    task.status = "failed"  # changed while the write is queued
+    task.status = TaskStatus.FAILED  # changed while the write is queued
     await saving
     assert (await store.get("r", "t1")).status == "pending"
 
