@@ -406,7 +406,7 @@ class RoomClient:
             parent_call_id=parent_call_id,
         )
         try:
-            return await call.result()
+            return await call.outcome()
         except asyncio.CancelledError:
             await asyncio.shield(call.cancel())
             raise
