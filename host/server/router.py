@@ -48,6 +48,11 @@ class CallRouter:
         self.load: dict[tuple[str, str], int] = {}
         self._last_used: dict[tuple[str, str], int] = {}
         self._order = itertools.count()
+        self._call_prefix = f"c_{secrets.token_hex(4)}_"
+        """Call ids are this router's random prefix and a count: unique in the room and
+        across its restarts, without a system call for randomness on every call (an id
+        grants nothing: every use of one checks the participant it belongs to)."""
+        self._call_numbers = itertools.count(1)
         self._serving: collections.Counter[tuple[str, bool]] = collections.Counter()
         """(identity, read_only) → calls in flight that identity serves."""
         self._replying: set[asyncio.Future[None]] = set()
@@ -238,7 +243,7 @@ class CallRouter:
         timeout = timeout or self.default_timeout
         host = instance.host
         call = PendingCall(
-            call_id="c_" + secrets.token_hex(8),
+            call_id=f"{self._call_prefix}{next(self._call_numbers)}",
             target=CallTarget(target.toolkit, target.tool, host.id),
             host=host,
             origin=origin,
