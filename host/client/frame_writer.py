@@ -6,7 +6,8 @@ them) sends several frames per loop turn; here each frame is handed at once to t
 connection's sans-I/O protocol, which keeps it in order with the library's own frames
 (pings, pongs, the close), and the bytes of every frame of the turn are written together
 from one ``call_soon`` callback. Anything but the plain case (the connection closing, a
-fragmented send in progress, a full write buffer) goes through the library's own paths.
+full write buffer) goes through the library's own paths. The client never sends a
+fragmented message, so no fragment can be in progress when a frame is handed over.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ class FrameWriter:
         """Queue a text frame for this loop turn's write; raises ConnectionClosed as
         ``ClientConnection.send`` does once the connection is closing."""
         ws = self._ws
-        if ws.protocol.state is not State.OPEN or ws.send_in_progress is not None:
+        if ws.protocol.state is not State.OPEN:
             self.flush()
             await ws.send(text)
             return
