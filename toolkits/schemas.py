@@ -522,6 +522,9 @@ def _cached(key: str) -> Any | None:
 
 def _remember(key: str, validator: Any, quick: Callable[[Any], bool] | None) -> None:
     with _validators_lock:
+        replaced = _validators.get(key)
+        if replaced is not None:  # built twice at once: the first keeps working, unquickened
+            _quick_checks.pop(id(replaced), None)
         _validators[key] = validator
         if quick is not None:
             _quick_checks[id(validator)] = (validator, quick)

@@ -171,3 +171,12 @@ def test_every_combination_of_small_objects_agrees():
             assert valid, value
         elif valid:  # declined only where JSON and Python types part: 1.0 is an integer
             assert value["n"] == 1.0, value
+
+
+def test_quick_checks_leave_the_cache_with_their_validators():
+    for i in range(schemas.VALIDATOR_CACHE_SIZE + 50):
+        validator = schema_validator({"type": "string", "maxLength": 10_000 + i})
+        assert validation_error("fits", validator) is None
+    cached = {id(v) for v in schemas._validators.values()}
+    assert len(schemas._quick_checks) <= schemas.VALIDATOR_CACHE_SIZE
+    assert set(schemas._quick_checks) <= cached
