@@ -21,6 +21,7 @@ from taskroom.host.protocol import ErrorCode, RoomError
 from taskroom.host.protocol.messages import ToolkitSpec
 from taskroom.host.protocol.tasks import task_tool_name
 from taskroom.host.server.calls import Answer, CallOrigin, CallTarget, Instance, PendingCall
+from taskroom.host.server.deadlines import Deadlines
 from taskroom.host.server.participant import Participant, Principal
 from taskroom.host.server.registry import Registry
 
@@ -57,6 +58,8 @@ class CallRouter:
         """(identity, read_only) → calls in flight that identity serves."""
         self._replying: set[asyncio.Future[None]] = set()
         """Detached replies under way (held so they are not collected mid-way)."""
+        self._deadlines = Deadlines(self._due)
+        self._expiring: set[asyncio.Future[None]] = set()
 
     # --- where a call comes from --------------------------------------------------------
 
@@ -248,6 +251,7 @@ class CallRouter:
             host=host,
             origin=origin,
             answer=answer,
+            timeout=timeout,
         )
         self.calls[call.call_id] = call
         if answer.caller is not None and answer.ref is not None:
@@ -257,8 +261,7 @@ class CallRouter:
             self.load[key] = self.load.get(key, 0) + 1
             self._serving[(host.name, origin.read_only)] += 1
         self._last_used[key] = next(self._order)
-        loop = asyncio.get_running_loop()
-        call.timer = loop.call_later(timeout, lambda: loop.create_task(self._expire(call, timeout)))
+        self._deadlines.add(call, timeout)
         host.send(protocol.encode("tool.call", call.wire_data(arguments, timeout), call.call_id))
         return call
 
@@ -274,6 +277,11 @@ class CallRouter:
         if call is None:
             raise RoomError(ErrorCode.NOT_FOUND, f"no call {ref!r} of yours is in flight")
         await self.cancel(call, "cancelled by the caller")
+
+    def _due(self, call: Any, timeout: float) -> None:
+        task = asyncio.ensure_future(self._expire(call, timeout))
+        self._expiring.add(task)
+        task.add_done_callback(self._expiring.discard)
 
     async def _expire(self, call: PendingCall, timeout: float) -> None:
         if call.done:
@@ -301,8 +309,7 @@ class CallRouter:
         self.calls.pop(call.call_id, None)
         if call.answer.caller is not None and call.answer.ref is not None:
             self._by_request.pop((call.answer.caller.id, call.answer.ref), None)
-        if call.timer is not None:
-            call.timer.cancel()
+        self._deadlines.remove(call, call.timeout)
         key = (call.host.id, call.toolkit)
         if key in self.load:
             self.load[key] = max(0, self.load[key] - 1)
