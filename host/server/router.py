@@ -60,6 +60,7 @@ class CallRouter:
         """Detached replies under way (held so they are not collected mid-way)."""
         self._deadlines = Deadlines(self._due)
         self._expiring: set[asyncio.Future[None]] = set()
+        """Expiries under way (held so they are not collected mid-way)."""
 
     # --- where a call comes from --------------------------------------------------------
 
@@ -279,6 +280,7 @@ class CallRouter:
         await self.cancel(call, "cancelled by the caller")
 
     def _due(self, call: Any, timeout: float) -> None:
+        """A call's deadline passed while it was in flight: expire it."""
         task = asyncio.ensure_future(self._expire(call, timeout))
         self._expiring.add(task)
         task.add_done_callback(self._expiring.discard)
