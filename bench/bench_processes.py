@@ -107,11 +107,14 @@ class ScriptChild:
             await self.proc.wait()
 
 
-def run_child(main: Coroutine[Any, Any, None], *, room: bool) -> None:
-    """Run a bench child's server coroutine until terminated. For the room, with
-    ``TASKROOM_BENCH_PROFILE=<file>`` it runs under cProfile and writes its stats there
-    when terminated; with ``TASKROOM_BENCH_LOOP=uvloop`` it runs on uvloop."""
-    profile_to = os.environ.get("TASKROOM_BENCH_PROFILE") if room else None
+def run_child(main: Coroutine[Any, Any, None], *, room: bool, profile: bool | None = None) -> None:
+    """Run a bench child's coroutine until it ends or the process is terminated. For the
+    room (or any child with ``profile``), with ``TASKROOM_BENCH_PROFILE=<file>`` it runs
+    under cProfile and writes its stats there at the end; for the room, with
+    ``TASKROOM_BENCH_LOOP=uvloop`` it runs on uvloop."""
+    profile_to = (
+        os.environ.get("TASKROOM_BENCH_PROFILE") if (room if profile is None else profile) else None
+    )
     profiler = None
     if profile_to:
         import cProfile

@@ -4,19 +4,25 @@
                              [--profile FILE]
 
 Three processes for the room path, so none of them steals the others' event loop:
-the room server, a participant hosting an ``echo`` toolkit, and the caller (this
-process, using RoomClient). The baseline is an aiohttp WebSocket echo server in its own
-process, driven by a client on the same ``websockets`` library that frames, sends,
+the room server, a participant hosting an ``echo`` toolkit, and the caller (a
+RoomClient). The baseline is an aiohttp WebSocket echo server in its own process, driven
+from this process by a client on the same ``websockets`` library that frames, sends,
 matches replies by id and decodes JSON the way RoomClient does. Each path is measured at
 concurrency 1 and 16 (16 calls in flight on one connection). Everything is on loopback.
+
+Each process's CPU time per call is reported beside the latencies (room, tool host,
+caller): on a machine with fewer free cores than busy processes, their sum bounds the
+calls per second, whatever the room alone costs.
 
 ``--calls`` caps the calls per measurement, ``--seconds`` the total measuring time
 (split evenly over the four measurements); start-up and warm-up come on top, a few
 seconds. ``--runs`` repeats everything and reports medians over the runs.
 
-``--baseline-src DIR`` also measures the room (and the tool host) from another checkout
-of the project, the commit before a change say, in the same runs, and adds its rows and
-the ratio new / base.
+``--baseline-src DIR`` also measures the room, the tool host and the caller from another
+checkout of the project, the commit before a change say, in the same runs, and adds its
+rows and the ratios new / base. ``--profile FILE`` runs this checkout's room under
+cProfile and writes its stats to FILE, the tool host's to FILE.host and the caller's to
+FILE.caller.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import json
 import logging
@@ -37,7 +44,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bench_processes import ScriptChild, run_child, source_env
+from bench_processes import ScriptChild, cpu_seconds, run_child, source_env
 
 HOST = "127.0.0.1"
 SCRIPT = os.path.abspath(__file__)
@@ -114,15 +121,45 @@ async def serve_echo() -> None:
         await runner.cleanup()
 
 
+async def drive_caller(
+    port: str, secret: str, room_pid: str, host_pid: str, max_calls: str, seconds: str
+) -> None:
+    """The caller: call the echo tool through the room at 1 and 16 in flight, then print
+    the measurements as one ``RESULTS <json>`` line."""
+    from taskroom.host.auth.tokens import create_token
+    from taskroom.host.client.room_client import RoomClient
+
+    def cpu() -> tuple[float, float, float]:
+        return cpu_seconds(int(room_pid)), cpu_seconds(int(host_pid)), time.process_time()
+
+    token = create_token(secret, room=ROOM, identity="bench-caller", role="user")
+    async with RoomClient(f"http://{HOST}:{port}", ROOM, token) as caller:
+        assert await caller.invoke_tool("bench", "echo", PAYLOAD) == PAYLOAD["text"]
+        _ready(port)
+        results = [
+            await measure(
+                "",
+                lambda: caller.invoke_tool("bench", "echo", PAYLOAD),
+                concurrency,
+                int(max_calls),
+                float(seconds),
+                cpu,
+            )
+            for concurrency in (1, 16)
+        ]
+    print("RESULTS " + json.dumps([dataclasses.asdict(r) for r in results]), flush=True)
+
+
 def child_main(role: str, args: list[str]) -> None:
     """Run one child (profiling and the event loop: see ``run_child``)."""
     logging.basicConfig(level=logging.WARNING)
     servers: dict[str, Callable[..., Awaitable[None]]] = {
         "room": serve_room,
         "host": serve_host,
+        "caller": drive_caller,
         "echo": serve_echo,
     }
-    run_child(servers[role](*args), room=role == "room")
+    run_child(servers[role](*args), room=role == "room", profile=role != "echo")
 
 
 class Child(ScriptChild):
@@ -182,6 +219,10 @@ class Result:
     elapsed: float
     server_cpu: float
     """CPU seconds the server process (the room, or the echo server) spent meanwhile."""
+    host_cpu: float
+    """CPU seconds the tool host spent meanwhile (none on the echo path)."""
+    caller_cpu: float
+    """CPU seconds the calling process spent meanwhile."""
 
     @property
     def calls(self) -> int:
@@ -201,6 +242,14 @@ class Result:
         return self.server_cpu / self.calls * 1e6 if self.calls else 0.0
 
     @property
+    def host_cpu_us(self) -> float:
+        return self.host_cpu / self.calls * 1e6 if self.calls else 0.0
+
+    @property
+    def caller_cpu_us(self) -> float:
+        return self.caller_cpu / self.calls * 1e6 if self.calls else 0.0
+
+    @property
     def per_second(self) -> float:
         return self.calls / self.elapsed if self.elapsed > 0 else 0.0
 
@@ -211,14 +260,15 @@ async def measure(
     concurrency: int,
     max_calls: int,
     seconds: float,
-    server: Child,
+    cpu: Callable[[], tuple[float, float, float]],
 ) -> Result:
-    """Run ``call`` from ``concurrency`` workers until ``max_calls`` or ``seconds``."""
+    """Run ``call`` from ``concurrency`` workers until ``max_calls`` or ``seconds``;
+    ``cpu`` reads the server's, the tool host's and the caller's CPU seconds so far."""
     for _ in range(WARMUP_CALLS // concurrency or 1):
         await asyncio.gather(*(call() for _ in range(concurrency)))
     latencies: list[float] = []
     issued = itertools.count()
-    cpu0 = server.cpu_seconds()
+    cpu0 = cpu()
     started = time.perf_counter()
     deadline = started + seconds
     clock = time.perf_counter
@@ -231,7 +281,8 @@ async def measure(
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     elapsed = time.perf_counter() - started
-    return Result(path, concurrency, latencies, elapsed, server.cpu_seconds() - cpu0)
+    spent = [b - a for a, b in zip(cpu0, cpu(), strict=True)]
+    return Result(path, concurrency, latencies, elapsed, *spent)
 
 
 ROOM_PATH = "room tool call"
@@ -239,47 +290,59 @@ BASE_PATH = "room tool call, base"
 
 
 async def measure_room(
-    path: str, env: dict[str, str], max_calls: int, seconds: float
+    path: str, env: dict[str, str], max_calls: int, seconds: float, profile: str | None = None
 ) -> list[Result]:
-    """A room and a tool host importing taskroom as ``env`` says, called at 1 and 16."""
-    from taskroom.host.auth.tokens import create_token
-    from taskroom.host.client.room_client import RoomClient
+    """A room, a tool host and a caller importing taskroom as ``env`` says, called at 1
+    and 16 in flight; with ``profile``, each child runs under cProfile (see ``main``)."""
+
+    def child_env(suffix: str) -> dict[str, str]:
+        return {**env, "TASKROOM_BENCH_PROFILE": profile + suffix} if profile else env
 
     secret = secrets.token_urlsafe(32)
-    room = Child("room", secret, env=env)
+    room = Child("room", secret, env=child_env(""))
     host: Child | None = None
-    results: list[Result] = []
+    caller: Child | None = None
     try:
         room_port = await room.start()
-        host = Child("host", room_port, secret, env=env)
+        host = Child("host", room_port, secret, env=child_env(".host"))
         await host.start()
-        token = create_token(secret, room=ROOM, identity="bench-caller", role="user")
-        async with RoomClient(f"http://{HOST}:{room_port}", ROOM, token) as caller:
-            assert await caller.invoke_tool("bench", "echo", PAYLOAD) == PAYLOAD["text"]
-            for concurrency in (1, 16):
-                results.append(
-                    await measure(
-                        path,
-                        lambda: caller.invoke_tool("bench", "echo", PAYLOAD),
-                        concurrency,
-                        max_calls,
-                        seconds,
-                        room,
-                    )
-                )
+        assert room.proc is not None and host.proc is not None
+        caller = Child(
+            "caller",
+            room_port,
+            secret,
+            str(room.proc.pid),
+            str(host.proc.pid),
+            str(max_calls),
+            str(seconds),
+            env=child_env(".caller"),
+        )
+        await caller.start()
+        assert caller.proc is not None and caller.proc.stdout is not None
+        output = await asyncio.wait_for(caller.proc.stdout.read(), 4 * seconds + 60)
+        await caller.proc.wait()
     finally:
-        for child in (host, room):
+        for child in (caller, host, room):
             if child is not None:
                 await child.stop()
-    return results
+    for line in output.decode().splitlines():
+        if line.startswith("RESULTS "):
+            return [Result(**{**r, "path": path}) for r in json.loads(line.split(" ", 1)[1])]
+    raise RuntimeError(f"the caller reported no results (exit {caller.proc.returncode})")
 
 
-async def run(max_calls: int, seconds: float, baseline: dict[str, str] | None) -> list[Result]:
+async def run(
+    max_calls: int, seconds: float, baseline: dict[str, str] | None, profile: str | None
+) -> list[Result]:
     """One run: the echo, then the room (and the baseline's room, if any)."""
     rooms = 2 if baseline is None else 3
     per_measurement = seconds / (2 * rooms)
     echo = Child("echo")
     results: list[Result] = []
+
+    def cpu() -> tuple[float, float, float]:
+        return echo.cpu_seconds(), 0.0, time.process_time()
+
     try:
         echo_port = await echo.start()
         async with EchoClient(f"ws://{HOST}:{echo_port}/echo") as client:
@@ -291,14 +354,14 @@ async def run(max_calls: int, seconds: float, baseline: dict[str, str] | None) -
                         concurrency,
                         max_calls,
                         per_measurement,
-                        echo,
+                        cpu,
                     )
                 )
     finally:
         await echo.stop()
     if baseline is not None:
         results += await measure_room(BASE_PATH, baseline, max_calls, per_measurement)
-    results += await measure_room(ROOM_PATH, {}, max_calls, per_measurement)
+    results += await measure_room(ROOM_PATH, {}, max_calls, per_measurement, profile)
     return results
 
 
@@ -313,6 +376,12 @@ class Row:
     p99_us: float
     per_second: float
     server_cpu_us: float
+    host_cpu_us: float
+    caller_cpu_us: float
+
+    @property
+    def total_cpu_us(self) -> float:
+        return self.server_cpu_us + self.host_cpu_us + self.caller_cpu_us
 
 
 def combine(runs: list[list[Result]]) -> list[Row]:
@@ -330,6 +399,8 @@ def combine(runs: list[list[Result]]) -> list[Row]:
             med(r.p99_us for r in rs),
             med(r.per_second for r in rs),
             med(r.server_cpu_us for r in rs),
+            med(r.host_cpu_us for r in rs),
+            med(r.caller_cpu_us for r in rs),
         )
         for (path, c), rs in by.items()
     ]
@@ -349,17 +420,23 @@ def report(results: list[Row], total_seconds: float, runs: int) -> None:
             f"{r.p99_us:,.0f}",
             f"{r.per_second:,.0f}",
             f"{r.server_cpu_us:,.0f}",
+            f"{r.host_cpu_us:,.0f}" if r.host_cpu_us else "-",
+            f"{r.caller_cpu_us:,.0f}",
+            f"{r.total_cpu_us:,.0f}",
         ]
         for r in results
     ]
     header = [
         "path",
-        "concurrency",
+        "in flight",
         "calls",
         "median µs",
         "p99 µs",
         "calls/s",
         "server CPU µs/call",
+        "host CPU µs/call",
+        "caller CPU µs/call",
+        "all CPU µs/call",
     ]
 
     ratio1 = by[(ROOM_PATH, 1)].median_us / by[("raw echo", 1)].median_us
@@ -388,14 +465,22 @@ def report(results: list[Row], total_seconds: float, runs: int) -> None:
     cpu_ratio = statistics.median(
         by[(ROOM_PATH, c)].server_cpu_us / by[("raw echo", c)].server_cpu_us for c in (1, 16)
     )
-    summary.append(
+    cores = os.cpu_count() or 1
+    bound = cores * 1e6 / by[(ROOM_PATH, 16)].total_cpu_us
+    summary += [
         [
             "room CPU / echo server CPU per call",
             f"{cpu_ratio:.2f}×",
             "(load-independent view)",
             "",
-        ]
-    )
+        ],
+        [
+            f"calls/s the three processes' CPU allows on {cores} cores, 16 in flight",
+            f"{bound:,.0f}",
+            "(all CPU per call)",
+            "",
+        ],
+    ]
     for c in (1, 16) if (BASE_PATH, 1) in by else ():
         base, new = by[(BASE_PATH, c)], by[(ROOM_PATH, c)]
         summary += [
@@ -406,9 +491,17 @@ def report(results: list[Row], total_seconds: float, runs: int) -> None:
                 "",
             ],
             [
-                f"new / base: median, server CPU per call, concurrency {c}",
-                f"{new.median_us / base.median_us:.2f}×, "
-                f"{new.server_cpu_us / base.server_cpu_us:.2f}×",
+                f"new / base: median, concurrency {c}",
+                f"{new.median_us / base.median_us:.2f}×",
+                "(below 1 is better)",
+                "",
+            ],
+            [
+                f"new / base: CPU per call of room, host, caller, all, concurrency {c}",
+                ", ".join(
+                    f"{getattr(new, f) / getattr(base, f):.2f}×"
+                    for f in ("server_cpu_us", "host_cpu_us", "caller_cpu_us", "total_cpu_us")
+                ),
                 "(below 1 is better)",
                 "",
             ],
@@ -428,7 +521,7 @@ def report(results: list[Row], total_seconds: float, runs: int) -> None:
         print()
         _plain(summary_header, summary)
         return
-    console = Console()
+    console = Console(width=max(Console().width, 150))
     table = Table(title=title)
     for i, name in enumerate(header):
         table.add_column(name, justify="left" if i == 0 else "right")
@@ -474,17 +567,18 @@ def main(argv: list[str] | None = None) -> int:
         help="another checkout whose room to measure in the same runs (e.g. the base commit)",
     )
     parser.add_argument(
-        "--profile", metavar="FILE", help="run this checkout's room under cProfile, stats here"
+        "--profile",
+        metavar="FILE",
+        help="run this checkout's room under cProfile, stats here (FILE.host, FILE.caller too)",
     )
     args = parser.parse_args(argv)
     os.environ["TASKROOM_BENCH_LOOP"] = args.loop
-    if args.profile:
-        os.environ["TASKROOM_BENCH_PROFILE"] = os.path.abspath(args.profile)
+    profile = os.path.abspath(args.profile) if args.profile else None
     baseline = None
     if args.baseline_src:
-        baseline = {**source_env(args.baseline_src), "TASKROOM_BENCH_PROFILE": ""}
+        baseline = source_env(args.baseline_src)
     started = time.perf_counter()
-    runs = [asyncio.run(run(args.calls, args.seconds, baseline)) for _ in range(args.runs)]
+    runs = [asyncio.run(run(args.calls, args.seconds, baseline, profile)) for _ in range(args.runs)]
     report(combine(runs), time.perf_counter() - started, args.runs)
     return 0
 

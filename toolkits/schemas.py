@@ -15,7 +15,9 @@ against a cached validator stays on the loop. Either way each check is bounded:
   stops at a time limit, so ``$ref`` fan-out (exponential in a schema of a few hundred
   bytes) cannot hold the process.
 - RecursionError (a value nested hundreds of levels) becomes a clear error.
-- Compiled validators are cached by the schema's canonical JSON (bounded LRU).
+- Compiled validators are cached by the schema's canonical JSON (bounded LRU). A simple
+  schema also gets a quick check (``schema_fast_path``) that accepts plainly valid values
+  without jsonschema; everything else still goes through the full validator.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from taskroom.host.protocol import ErrorCode, RoomError
+from taskroom.toolkits.schema_fast_path import compile_quick_check
 
 MAX_SCHEMA_DEPTH = 32
 MAX_VALUE_DEPTH = 200
@@ -504,6 +507,9 @@ def _canonical(schema: Any, what: str) -> str:
 
 _validators: OrderedDict[str, Any] = OrderedDict()
 _validators_lock = threading.Lock()
+_quick_checks: dict[int, tuple[Any, Callable[[Any], bool]]] = {}
+"""Quick checks of the cached validators that have one, by the validator's id (the entry
+holds the validator, so the id stays its own while the entry lives)."""
 
 
 def _cached(key: str) -> Any | None:
@@ -514,11 +520,17 @@ def _cached(key: str) -> Any | None:
         return validator
 
 
-def _remember(key: str, validator: Any) -> None:
+def _remember(key: str, validator: Any, quick: Callable[[Any], bool] | None) -> None:
     with _validators_lock:
+        replaced = _validators.get(key)
+        if replaced is not None:  # built twice at once: the first keeps working, unquickened
+            _quick_checks.pop(id(replaced), None)
         _validators[key] = validator
+        if quick is not None:
+            _quick_checks[id(validator)] = (validator, quick)
         while len(_validators) > VALIDATOR_CACHE_SIZE:
-            _validators.popitem(last=False)
+            _, dropped = _validators.popitem(last=False)
+            _quick_checks.pop(id(dropped), None)
 
 
 def _lookup(schema: Any, what: str) -> tuple[str, Any | None]:
@@ -547,7 +559,7 @@ def _build(key: str, what: str) -> Any:
     if problem:
         raise _invalid(what, problem)
     validator = SafeValidator(private, format_checker=FORMAT_CHECKER, registry=REGISTRY)
-    _remember(key, validator)
+    _remember(key, validator, compile_quick_check(private))
     return validator
 
 
@@ -595,6 +607,9 @@ def validation_error(value: Any, validator: Any) -> str | None:
 
     A value that cannot be checked within the limits is reported as invalid, never raised.
     """
+    quick = _quick_checks.get(id(validator))
+    if quick is not None and quick[0] is validator and quick[1](value):
+        return None
     if _deeper_than(value, MAX_VALUE_DEPTH):
         return f"the value is nested too deeply to check (more than {MAX_VALUE_DEPTH} levels)"
     try:

@@ -25,6 +25,7 @@ from websockets.exceptions import ConnectionClosed
 from taskroom.host import protocol
 from taskroom.host.client.agents import AgentsClient
 from taskroom.host.client.connection import open_room
+from taskroom.host.client.frame_writer import FrameWriter
 from taskroom.host.client.hosting import ToolkitHosting
 from taskroom.host.client.redirect import open_owner
 from taskroom.host.client.tasks import TasksClient
@@ -89,6 +90,7 @@ class RoomClient:
         self.hosting = ToolkitHosting(self)
         self.hosted = self.hosting.toolkits
         self._ws: ClientConnection | None = None
+        self._writer: FrameWriter | None = None
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._progress: dict[int | str, ProgressHandler] = {}
@@ -124,6 +126,7 @@ class RoomClient:
             ping_interval=self.ping_interval,
         )
         self._ws = ws
+        self._writer = FrameWriter(ws)
         self._on_ready(data, ready)
         self.connected.set()
 
@@ -293,10 +296,10 @@ class RoomClient:
     # --- requests -----------------------------------------------------------------------------
 
     async def send_text(self, text: str) -> None:
-        """Send a frame already encoded."""
-        if self._ws is None:
+        """Send a frame already encoded (it leaves with the others of this loop turn)."""
+        if self._writer is None:
             raise RoomError(ErrorCode.UNAVAILABLE, "not connected to the room")
-        await self._ws.send(text)
+        await self._writer.send(text)
 
     async def send(self, type_: str, data: dict[str, Any] | None = None) -> None:
         """Send an event (no answer expected)."""
@@ -407,7 +410,7 @@ class RoomClient:
             parent_call_id=parent_call_id,
         )
         try:
-            return await call.result()
+            return await call.outcome()
         except asyncio.CancelledError:
             await asyncio.shield(call.cancel())
             raise

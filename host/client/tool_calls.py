@@ -27,14 +27,29 @@ class ToolCall:
         self.timeout = timeout
         self._future = future
 
-    async def result(self) -> Any:
-        """The call's result. With a timeout the wait is capped a request timeout past it;
-        without one, the room's own deadline for the call ends it."""
+    @property
+    def _limit(self) -> float | None:
+        """With a timeout the wait is capped a request timeout past it; without one, the
+        room's own deadline for the call ends it."""
         limit = self.timeout
         if limit is not None and self.client.request_timeout is not None:
             limit += self.client.request_timeout
+        return limit
+
+    async def result(self) -> Any:
+        """The call's result; waiting can be given up (cancelled, timed out) and resumed."""
+        return await self._wait(asyncio.shield(self._future))
+
+    async def outcome(self) -> Any:
+        """The call's result, for the one waiter that owns the call (``invoke_tool``): the
+        answer is awaited directly, with no shield and its extra loop turn; cancelling the
+        waiter cancels the wait, and :meth:`cancel` then still tells the room."""
+        return await self._wait(self._future)
+
+    async def _wait(self, answer: asyncio.Future[dict[str, Any]]) -> Any:
+        limit = self._limit
         try:
-            data = await asyncio.wait_for(asyncio.shield(self._future), limit)
+            data = await answer if limit is None else await asyncio.wait_for(answer, limit)
         except TimeoutError:
             raise RoomError(
                 ErrorCode.TIMEOUT, f"no answer to tool call {self.call_id} within {limit:g} s"
@@ -43,7 +58,7 @@ class ToolCall:
 
     async def cancel(self) -> None:
         """Ask the room to cancel; the host is told and :meth:`result` raises ``cancelled``."""
-        if self._future.done():
-            return
+        if self._future.done() and not self._future.cancelled():
+            return  # answered already
         with contextlib.suppress(RoomError):
             await self.client.request("tools.cancel", {"call_id": self.call_id})

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -74,7 +73,8 @@ class PendingCall:
     host: Participant
     origin: CallOrigin
     answer: Answer
-    timer: asyncio.TimerHandle | None = None
+    timeout: float = 0.0
+    """Seconds the room gives the host to answer."""
     done: bool = False
 
     @property

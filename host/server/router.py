@@ -21,6 +21,7 @@ from taskroom.host.protocol import ErrorCode, RoomError
 from taskroom.host.protocol.messages import ToolkitSpec
 from taskroom.host.protocol.tasks import task_tool_name
 from taskroom.host.server.calls import Answer, CallOrigin, CallTarget, Instance, PendingCall
+from taskroom.host.server.deadlines import Deadlines
 from taskroom.host.server.participant import Participant, Principal
 from taskroom.host.server.registry import Registry
 
@@ -48,10 +49,18 @@ class CallRouter:
         self.load: dict[tuple[str, str], int] = {}
         self._last_used: dict[tuple[str, str], int] = {}
         self._order = itertools.count()
+        self._call_prefix = f"c_{secrets.token_hex(4)}_"
+        """Call ids are this router's random prefix and a count: unique in the room and
+        across its restarts, without a system call for randomness on every call (an id
+        grants nothing: every use of one checks the participant it belongs to)."""
+        self._call_numbers = itertools.count(1)
         self._serving: collections.Counter[tuple[str, bool]] = collections.Counter()
         """(identity, read_only) → calls in flight that identity serves."""
         self._replying: set[asyncio.Future[None]] = set()
         """Detached replies under way (held so they are not collected mid-way)."""
+        self._deadlines = Deadlines(self._due)
+        self._expiring: set[asyncio.Future[None]] = set()
+        """Expiries under way (held so they are not collected mid-way)."""
 
     # --- where a call comes from --------------------------------------------------------
 
@@ -238,11 +247,12 @@ class CallRouter:
         timeout = timeout or self.default_timeout
         host = instance.host
         call = PendingCall(
-            call_id="c_" + secrets.token_hex(8),
+            call_id=f"{self._call_prefix}{next(self._call_numbers)}",
             target=CallTarget(target.toolkit, target.tool, host.id),
             host=host,
             origin=origin,
             answer=answer,
+            timeout=timeout,
         )
         self.calls[call.call_id] = call
         if answer.caller is not None and answer.ref is not None:
@@ -252,8 +262,7 @@ class CallRouter:
             self.load[key] = self.load.get(key, 0) + 1
             self._serving[(host.name, origin.read_only)] += 1
         self._last_used[key] = next(self._order)
-        loop = asyncio.get_running_loop()
-        call.timer = loop.call_later(timeout, lambda: loop.create_task(self._expire(call, timeout)))
+        self._deadlines.add(call, timeout)
         host.send(protocol.encode("tool.call", call.wire_data(arguments, timeout), call.call_id))
         return call
 
@@ -269,6 +278,12 @@ class CallRouter:
         if call is None:
             raise RoomError(ErrorCode.NOT_FOUND, f"no call {ref!r} of yours is in flight")
         await self.cancel(call, "cancelled by the caller")
+
+    def _due(self, call: Any, timeout: float) -> None:
+        """A call's deadline passed while it was in flight: expire it."""
+        task = asyncio.ensure_future(self._expire(call, timeout))
+        self._expiring.add(task)
+        task.add_done_callback(self._expiring.discard)
 
     async def _expire(self, call: PendingCall, timeout: float) -> None:
         if call.done:
@@ -296,8 +311,7 @@ class CallRouter:
         self.calls.pop(call.call_id, None)
         if call.answer.caller is not None and call.answer.ref is not None:
             self._by_request.pop((call.answer.caller.id, call.answer.ref), None)
-        if call.timer is not None:
-            call.timer.cancel()
+        self._deadlines.remove(call, call.timeout)
         key = (call.host.id, call.toolkit)
         if key in self.load:
             self.load[key] = max(0, self.load[key] - 1)
