@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import secrets
@@ -37,6 +38,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 from bench_processes import ScriptChild, run_child, source_env
@@ -206,19 +208,22 @@ MEASURES = ("tasks/s", "cpu", "loop cpu", "agent cpu", "caller cpu")
 
 
 async def starts_can_wait(client: Any) -> bool:
-    """Whether the room takes ``tasks.start`` with ``wait`` (a baseline may predate it)."""
-    from taskroom.host.protocol import RoomError
+    """Whether the room takes ``tasks.start`` with ``wait`` (a baseline may predate it):
+    asked of an agent that does not exist, so nothing starts."""
+    from taskroom.host.protocol import ErrorCode, RoomError
 
     try:
-        await client.request("tasks.start", {"agent": AGENT, "arguments": {"n": -1}, "wait": 5})
-    except RoomError:
-        return False
+        await client.request("tasks.start", {"agent": "no-such-agent", "wait": 0})
+    except RoomError as exc:
+        return exc.code != ErrorCode.INVALID_REQUEST
     return True
 
 
-async def run_once(args: argparse.Namespace, env: dict[str, str], samples: Samples) -> None:
-    """One run of every measurement, the room and agents importing taskroom as ``env``
-    says; appends to ``samples``."""
+@contextlib.asynccontextmanager
+async def fresh_room(env: dict[str, str]) -> AsyncIterator[tuple[Child, str, str, Any]]:
+    """A room server of its own with an empty task store, and an admin client in it:
+    each measurement starts from the same state (a store that grew in an earlier one
+    costs more per write)."""
     from taskroom.host.auth.tokens import create_token
     from taskroom.host.client.room_client import RoomClient
 
@@ -228,28 +233,36 @@ async def run_once(args: argparse.Namespace, env: dict[str, str], samples: Sampl
     token = create_token(secret, room=ROOM, identity="bench", role="admin")
     try:
         async with RoomClient(f"http://{HOST}:{port}", ROOM, token) as client:
-            for queued in args.queued:
-                cost = await queue_cost(client, room, port, secret, queued, env)
-                samples.setdefault(f"queue {queued}", []).append(cost)
+            yield room, port, secret, client
+    finally:
+        await room.stop()
+
+
+async def run_once(args: argparse.Namespace, env: dict[str, str], samples: Samples) -> None:
+    """One run of every measurement, the room and agents importing taskroom as ``env``
+    says; appends to ``samples``."""
+    for queued in args.queued:
+        async with fresh_room(env) as (room, port, secret, client):
+            cost = await queue_cost(client, room, port, secret, queued, env)
+            samples.setdefault(f"queue {queued}", []).append(cost)
+    modes = [("", False), ("1r ", True)]
+    for prefix, one_request in modes:
+        async with fresh_room(env) as (room, port, secret, client):
+            if one_request and not await starts_can_wait(client):
+                continue
             agents = [Child("agent", port, secret, "64", env=env) for _ in range(args.agents)]
             await asyncio.gather(*(a.start() for a in agents))
             try:
-                modes = [("", False)]
-                if await starts_can_wait(client):
-                    modes.append(("1r ", True))
-                for prefix, one_request in modes:
-                    warmup = min(500, args.tasks)
-                    await throughput(client, room, agents, warmup, args.inflight, one_request)
-                    measured = await throughput(
-                        client, room, agents, args.tasks, args.inflight, one_request
-                    )
-                    for key, value in zip(MEASURES, measured, strict=True):
-                        samples.setdefault(prefix + key, []).append(value)
+                warmup = min(500, args.tasks)
+                await throughput(client, room, agents, warmup, args.inflight, one_request)
+                measured = await throughput(
+                    client, room, agents, args.tasks, args.inflight, one_request
+                )
+                for key, value in zip(MEASURES, measured, strict=True):
+                    samples.setdefault(prefix + key, []).append(value)
             finally:
                 for a in agents:
                     await a.stop()
-    finally:
-        await room.stop()
 
 
 async def run(args: argparse.Namespace) -> dict[str, Samples]:
