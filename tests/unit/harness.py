@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable
 from typing import Any
 
+import pytest
+
 from taskroom.host.auth.tokens import DEFAULT_GRANTS, ParticipantToken
-from taskroom.host.protocol import Frame, RoomError
+from taskroom.host.protocol import ErrorCode, Frame, RoomError
 from taskroom.host.server.participant import Participant
 from taskroom.host.server.room import Room
 from taskroom.host.server.tasks.manager import TaskManager
@@ -162,3 +165,11 @@ def peer(p: Participant) -> MemoryPeer:
 
 def tool(name: str, *, read_only: bool = False) -> dict[str, Any]:
     return {"name": name, "annotations": {"read_only": read_only}}
+
+
+async def refused(awaitable: Awaitable[Any], code: ErrorCode) -> RoomError:
+    """The RoomError ``awaitable`` raises, which must carry ``code``."""
+    with pytest.raises(RoomError) as info:
+        await awaitable
+    assert info.value.code == code, info.value.message
+    return info.value

@@ -6,10 +6,10 @@ import asyncio
 
 import pytest
 
-from taskroom.host.protocol import ErrorCode, RoomError
+from taskroom.host.protocol import ErrorCode
 from taskroom.host.server.tasks import waits as waits_module
 
-from .harness import Harness, peer, tool
+from .harness import Harness, peer, refused, tool
 
 
 @pytest.fixture
@@ -17,13 +17,6 @@ async def h(tmp_path):
     harness = await Harness.create(tmp_path / "tasks.sqlite3")
     yield harness
     await harness.close()
-
-
-async def refused(awaitable, code: ErrorCode) -> RoomError:
-    with pytest.raises(RoomError) as info:
-        await awaitable
-    assert info.value.code == code, info.value.message
-    return info.value
 
 
 # --- the hole: a private instance is unreachable by any path ---------------------------

@@ -12,7 +12,7 @@ from taskroom.host.protocol import ErrorCode, Frame, RoomError
 from taskroom.host.server.tasks import board as board_module
 from taskroom.host.server.tasks import waits as waits_module
 
-from .harness import Harness, peer
+from .harness import Harness, peer, refused
 
 
 @pytest.fixture
@@ -24,13 +24,6 @@ async def h(tmp_path):
 
 def answers_to(p, rid):
     return [f for f in peer(p).frames if f.get("id") == rid]
-
-
-async def refused(awaitable, code: ErrorCode) -> RoomError:
-    with pytest.raises(RoomError) as info:
-        await awaitable
-    assert info.value.code == code, info.value.message
-    return info.value
 
 
 async def test_the_one_answer_comes_when_the_task_has_finished(h):
