@@ -224,10 +224,9 @@ class TaskLifecycle:
                     progress,
                     live.direct.caller if live.direct else None,
                     live.direct.ref if live.direct else None,
-                    # With tasks queued behind it, recording its answer must not hold up
-                    # its host's connection: each recorded answer dispatches the next task,
-                    # and answers that arrive together are then recorded and dispatched
-                    # together. Without a queue, inline answers batch better.
+                    # Recording the answer must not hold up its host's connection:
+                    # answers that arrive together are then stored in one commit, and
+                    # dispatch the tasks queued behind them together.
                     detached=True,
                 ),
                 timeout=record.deadline,
