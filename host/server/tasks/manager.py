@@ -1,7 +1,10 @@
 """The room's task API: the ``tasks.*`` requests, over the parts that do the work.
 
-A task is one run of an agent's task tool. Start answers at once with an unguessable id
-once the record is stored; :class:`TaskLifecycle` then runs it on a free instance.
+A task is one run of an agent's task tool. Start answers with an unguessable id once the
+record is stored, or with ``wait`` once the task has finished; :class:`TaskLifecycle`
+runs it on a free instance. Starts are handled in tasks of their own, so a connection's
+next frame does not wait for a start's write and the starts of one loop turn share a
+commit.
 :class:`TaskBoard` holds the live tasks and the queue per agent, :class:`TaskReader`
 decides who sees what, :class:`Waits` and :class:`Subscriptions` tell clients when
 tasks change.
