@@ -153,3 +153,23 @@ async def test_a_start_request_id_must_name_a_waiting_start(h):
         h.request(alice, "tasks.cancel", {"start_request": 77, "task_id": "t_x"}),
         ErrorCode.INVALID_REQUEST,
     )
+
+
+async def test_a_waiting_start_dies_with_its_connection_and_its_task_runs_on(h):
+    runner = await h.host_agent("runner", "worker")
+    alice = await h.join("alice")
+    await h.send(alice, "tasks.start", {"agent": "worker", "wait": 60})
+    call = await h.next_call(runner)
+    await h.room.leave(alice)
+    await asyncio.sleep(0.05)
+    manager = h.room.tasks
+    assert manager is not None
+    assert manager.waits.starts == {} and alice not in manager.waits.by_connection
+    assert [f for f in peer(runner).frames if f["type"] == "tool.cancel"] == []
+    await h.reply(runner, call, {"ok": True})
+    for _ in range(100):
+        stored = await h.store.get("unit", call["data"]["task_id"])
+        if stored is not None and stored.finished:
+            break
+        await asyncio.sleep(0.01)
+    assert stored is not None and stored.status == "completed"
