@@ -149,9 +149,16 @@ class SQLiteTaskStore(TaskStore):
         if self._closed:
             raise TaskStoreError(f"the task store {self.path} is closed")
         future = self._last_write = self._writer.submit(run, *args)
+        future.add_done_callback(self._written)
         # Shielded: a caller that gives up does not take the write back, and reads
         # still wait for it (see _read).
         return await asyncio.shield(future)
+
+    def _written(self, future: asyncio.Future[Any]) -> None:
+        """Forget a settled last write: a failed one holds its error, and the error's
+        traceback every frame it passed through, with the data being written (MBs)."""
+        if self._last_write is future:
+            self._last_write = None
 
     def _row(self, task: TaskRecord) -> TaskRow:
         """Serialise now: the caller may change the record while the write is queued."""
