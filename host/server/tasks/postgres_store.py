@@ -265,9 +265,16 @@ class PostgresTaskStore(TaskStore):
             state = "closed" if self._closed else "not open"
             raise TaskStoreError(f"the task store in {self.where} is {state}")
         future = self._last_write = asyncio.get_running_loop().create_future()
+        future.add_done_callback(self._written)
         self._queue.put_nowait(_Write(run, items, future))
         # Shielded: a caller that gives up does not take the write back.
         return await asyncio.shield(future)
+
+    def _written(self, future: asyncio.Future[Any]) -> None:
+        """Forget a settled last write: a failed one holds its error and, through its
+        traceback, the data being written."""
+        if self._last_write is future:
+            self._last_write = None
 
     def _row(self, task: TaskRecord) -> Params:
         """Serialise now: the caller may change the record while the write is queued."""
