@@ -222,8 +222,7 @@ async def starts_can_wait(client: Any) -> bool:
 @contextlib.asynccontextmanager
 async def fresh_room(env: dict[str, str]) -> AsyncIterator[tuple[Child, str, str, Any]]:
     """A room server of its own with an empty task store, and an admin client in it:
-    each measurement starts from the same state (a store that grew in an earlier one
-    costs more per write)."""
+    each measurement starts from the same state, whatever ran before it."""
     from taskroom.host.auth.tokens import create_token
     from taskroom.host.client.room_client import RoomClient
 
