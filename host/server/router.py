@@ -8,7 +8,6 @@ The task manager asks it for instances and calls; it never reads the room's tabl
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import itertools
 import logging
@@ -20,6 +19,7 @@ from taskroom.host import protocol
 from taskroom.host.protocol import ErrorCode, RoomError
 from taskroom.host.protocol.messages import ToolkitSpec
 from taskroom.host.protocol.tasks import task_tool_name
+from taskroom.host.server.background import BackgroundTasks
 from taskroom.host.server.calls import Answer, CallOrigin, CallTarget, Instance, PendingCall
 from taskroom.host.server.deadlines import Deadlines
 from taskroom.host.server.participant import Participant, Principal
@@ -56,11 +56,9 @@ class CallRouter:
         self._call_numbers = itertools.count(1)
         self._serving: collections.Counter[tuple[str, bool]] = collections.Counter()
         """(identity, read_only) → calls in flight that identity serves."""
-        self._replying: set[asyncio.Future[None]] = set()
-        """Detached replies under way (held so they are not collected mid-way)."""
+        self._replying = BackgroundTasks("recording an answer")
         self._deadlines = Deadlines(self._due)
-        self._expiring: set[asyncio.Future[None]] = set()
-        """Expiries under way (held so they are not collected mid-way)."""
+        self._expiring = BackgroundTasks("expiring a call")
 
     # --- where a call comes from --------------------------------------------------------
 
@@ -281,9 +279,7 @@ class CallRouter:
 
     def _due(self, call: Any, timeout: float) -> None:
         """A call's deadline passed while it was in flight: expire it."""
-        task = asyncio.ensure_future(self._expire(call, timeout))
-        self._expiring.add(task)
-        task.add_done_callback(self._expiring.discard)
+        self._expiring.spawn(self._expire(call, timeout))
 
     async def _expire(self, call: PendingCall, timeout: float) -> None:
         if call.done:
@@ -320,16 +316,9 @@ class CallRouter:
         if self._serving[serving] <= 0:
             del self._serving[serving]
         if from_host and call.answer.detached:
-            task = asyncio.ensure_future(call.answer.reply(ok, data))
-            self._replying.add(task)
-            task.add_done_callback(self._replied)
+            self._replying.spawn(call.answer.reply(ok, data))
             return
         await call.answer.reply(ok, data)
-
-    def _replied(self, task: asyncio.Future[None]) -> None:
-        self._replying.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            logger.error("recording an answer failed", exc_info=task.exception())
 
     # --- frames from hosts ------------------------------------------------------------------
 

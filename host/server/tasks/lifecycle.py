@@ -7,7 +7,6 @@ change is stored before anyone is told of it.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections import OrderedDict
@@ -16,6 +15,7 @@ from typing import Any
 from taskroom.host.protocol import ErrorCode, RoomError
 from taskroom.host.protocol.messages import ToolkitSpec, ToolSpec
 from taskroom.host.protocol.tasks import TaskRecord, TaskStatus
+from taskroom.host.server.background import BackgroundTasks
 from taskroom.host.server.calls import Answer, CallOrigin, CallTarget, Instance
 from taskroom.host.server.router import CallRouter, agent_tool
 from taskroom.host.server.tasks.board import TaskBoard
@@ -54,13 +54,8 @@ class TaskLifecycle:
         self.default_deadline = default_deadline
         self.inactivity_timeout = inactivity_timeout
         self.watchdog = Watchdog(router.cancel)
-        self._recording: set[asyncio.Future[None]] = set()
+        self._recording = BackgroundTasks("recording a progress event")
         self._input_checks: OrderedDict[int, tuple[ToolSpec, Any]] = OrderedDict()
-
-    def _recorded(self, recording: asyncio.Future[None]) -> None:
-        self._recording.discard(recording)
-        if not recording.cancelled() and recording.exception() is not None:
-            logger.error("recording a progress event failed", exc_info=recording.exception())
 
     async def create(
         self,
@@ -210,9 +205,7 @@ class TaskLifecycle:
             # Recorded in its own task: the host's next frame, often the task's answer,
             # need not wait for this event's write. Events keep their order: each task
             # hands its write to the store in its first step, in the order they came.
-            recording = asyncio.ensure_future(self._progress(live, data))
-            self._recording.add(recording)
-            recording.add_done_callback(self._recorded)
+            self._recording.spawn(self._progress(live, data))
 
         try:
             live.call = await self.router.start(
